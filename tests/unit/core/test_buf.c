@@ -1,0 +1,70 @@
+#include <string.h>
+
+#include "../unit.h"
+#include "core/arena.h"
+#include "core/buf.h"
+
+static void
+test_json_escapes(void **state)
+{
+	struct bw_buf b;
+	bw_buf_init(&b, NULL);
+	bw_json_str(&b, "a\"b\\c\n\x01");
+	assert_string_equal(bw_buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001\"");
+	bw_buf_release(&b);
+}
+
+static void
+test_json_keeps_utf8_replaces_invalid(void **state)
+{
+	struct bw_buf b;
+	bw_buf_init(&b, NULL);
+	bw_json_str(&b, "caf\xc3\xa9 \xff!");
+	assert_string_equal(bw_buf_cstr(&b), "\"caf\xc3\xa9 \\ufffd!\"");
+	bw_buf_reset(&b);
+	bw_json_strn(&b, "\xe2\x82", 2); /* truncated sequence */
+	assert_string_equal(bw_buf_cstr(&b), "\"\\ufffd\\ufffd\"");
+	bw_buf_release(&b);
+}
+
+static void
+test_kv_helpers_build_an_object(void **state)
+{
+	struct bw_arena *a = bw_arena_new(1024);
+	struct bw_buf b;
+	bw_buf_init(&b, a);
+	bw_buf_putc(&b, '{');
+	bw_json_kv_str(&b, "s", "x", true);
+	bw_json_kv_int(&b, "n", -5, false);
+	bw_json_kv_bool(&b, "t", true, false);
+	bw_buf_putc(&b, '}');
+	assert_string_equal(bw_buf_cstr(&b), "{\"s\":\"x\",\"n\":-5,\"t\":true}");
+	bw_arena_free(a);
+}
+
+static void
+test_printf_grows(void **state)
+{
+	struct bw_buf b;
+	char big[1000];
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	bw_buf_init(&b, NULL);
+	for (int i = 0; i < 10; i++)
+		bw_buf_printf(&b, "%s", big);
+	assert_int_equal(b.len, 10 * (sizeof(big) - 1));
+	assert_int_equal(strlen(bw_buf_cstr(&b)), b.len);
+	bw_buf_release(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_json_escapes),
+	    cmocka_unit_test(test_json_keeps_utf8_replaces_invalid),
+	    cmocka_unit_test(test_kv_helpers_build_an_object),
+	    cmocka_unit_test(test_printf_grows),
+	};
+	return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
+}

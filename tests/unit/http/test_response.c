@@ -1,0 +1,72 @@
+#include <string.h>
+
+#include "../unit.h"
+#include "core/arena.h"
+#include "http/response.h"
+
+static void
+test_problem_has_every_field(void **state)
+{
+	struct bw_arena *a = bw_arena_new(4096);
+	struct bw_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.arena = a;
+	req.request_id = "rid-1";
+	bw_buf_init(&req.headers, a);
+	bw_buf_init(&req.body_out, a);
+	bw_resp_problem(&req, 413, "payload_too_large", "body of %d bytes", 5000);
+	assert_int_equal(req.status, 413);
+	assert_string_equal(req.out_type, "application/problem+json");
+	assert_string_equal(req.code, "payload_too_large");
+	assert_string_equal(bw_buf_cstr(&req.body_out),
+	                    "{\"type\":\"https://bulwark.dev/problems/payload-too-large\","
+	                    "\"title\":\"Content Too Large\",\"status\":413,"
+	                    "\"detail\":\"body of 5000 bytes\",\"code\":\"payload_too_large\","
+	                    "\"request_id\":\"rid-1\"}");
+	bw_arena_free(a);
+}
+
+static void
+test_problem_escapes_detail(void **state)
+{
+	struct bw_arena *a = bw_arena_new(4096);
+	struct bw_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.arena = a;
+	req.request_id = "r";
+	bw_buf_init(&req.headers, a);
+	bw_buf_init(&req.body_out, a);
+	bw_resp_problem(&req, 404, "not_found", "no route for %s", "/x\"y\n");
+	assert_non_null(strstr(bw_buf_cstr(&req.body_out), "no route for /x\\\"y\\n"));
+	bw_arena_free(a);
+}
+
+static void
+test_headers_and_reasons(void **state)
+{
+	struct bw_arena *a = bw_arena_new(4096);
+	struct bw_request req;
+
+	memset(&req, 0, sizeof(req));
+	bw_buf_init(&req.headers, a);
+	bw_resp_header(&req, "Allow", "GET, HEAD");
+	bw_resp_header(&req, "Retry-After", "1");
+	assert_string_equal(bw_buf_cstr(&req.headers), "Allow: GET, HEAD\r\nRetry-After: 1\r\n");
+	assert_string_equal(bw_status_reason(405), "Method Not Allowed");
+	assert_string_equal(bw_status_reason(503), "Service Unavailable");
+	assert_string_equal(bw_status_reason(299), "Unknown");
+	bw_arena_free(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_problem_has_every_field),
+	    cmocka_unit_test(test_problem_escapes_detail),
+	    cmocka_unit_test(test_headers_and_reasons),
+	};
+	return cmocka_run_group_tests_name("response", tests, NULL, NULL);
+}

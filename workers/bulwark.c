@@ -1,0 +1,45 @@
+/* bulwark: one binary, subcommands in the style of git. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;
+} commands[] = {
+    {"serve", bw_cmd_serve,
+     "serve [-c FILE] [-t]   run the master and its workers; -t checks the config"},
+    {"version", bw_cmd_version, "version                this version and the library versions"},
+};
+
+static int
+usage(FILE *out)
+{
+	fprintf(out, "usage: bulwark COMMAND [ARGS]\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  bulwark %s\n", commands[i].usage);
+	return out == stderr ? 64 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr);
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0)
+		return usage(stdout);
+	if (strcmp(argv[1], "--version") == 0)
+		return commands[1].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "bulwark: unknown command \"%s\"\n", argv[1]);
+	return usage(stderr);
+}

@@ -1,0 +1,358 @@
+/* THE table of configuration keys. Each row: name, type, where it lives in
+ * struct bw_config, default, bounds, and a line of help for the README.
+ * Sources in order: defaults, the -c file, BULWARK_<KEY> environment. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+
+#define KEY(name, type, def, min, max, help)                                                       \
+	{                                                                                          \
+#name, type, offsetof(struct bw_config, name), def, min, max, help                 \
+	}
+
+const struct bw_config_key bw_config_keys[] = {
+    KEY(listen, BW_CONF_STRING, "/run/bulwark/fcgi.sock", 0, 0,
+        "FastCGI socket: a unix path (made by the master, mode 0660) or host:port; ignored when "
+        "systemd passes a socket"),
+    KEY(listen_backlog, BW_CONF_INT, "511", 1, 65535, "listen(2) backlog of the FastCGI socket"),
+    KEY(status_listen, BW_CONF_STRING, "/run/bulwark/status.sock", 0, 0,
+        "unix path of the master's status socket (/status, /metrics); empty disables it"),
+    KEY(workers, BW_CONF_INT, "4", 1, 256, "number of worker processes"),
+    KEY(max_requests, BW_CONF_LONG, "10000", 0, 1000000000,
+        "recycle a worker after this many requests (0 = never)"),
+    KEY(max_requests_jitter_pct, BW_CONF_INT, "10", 0, 50,
+        "random spread of max_requests, in percent"),
+    KEY(request_timeout_ms, BW_CONF_INT, "30000", 100, 3600000,
+        "hard deadline of one request; the master kills a worker past it"),
+    KEY(request_timeout_grace_ms, BW_CONF_INT, "1000", 0, 60000,
+        "extra time before the master kills a late worker"),
+    KEY(drain_timeout_ms, BW_CONF_INT, "30000", 0, 3600000,
+        "on SIGTERM, how long in-flight requests may take before SIGKILL"),
+    KEY(reload_timeout_ms, BW_CONF_INT, "30000", 1000, 3600000,
+        "how long new workers have to become ready on reload before rollback"),
+    KEY(reload_surge, BW_CONF_INT, "1", 1, 16,
+        "new workers started at a time during a rolling reload"),
+    KEY(fcgi_keeper_timeout_ms, BW_CONF_INT, "200", 1, 2000,
+        "libfcgi AF_UNIX keeper poll (default 2000 stalls a worker)"),
+    KEY(fcgi_close_timeout_ms, BW_CONF_INT, "500", 1, 2000,
+        "libfcgi lingering-close poll (default 2000 stalls every close)"),
+    KEY(postgres, BW_CONF_STRING, "host=/var/run/postgresql dbname=bulwark", 0, 0,
+        "libpq connection string"),
+    KEY(redis, BW_CONF_STRING, "127.0.0.1:6379", 0, 0,
+        "Redis for rate limits and key records: host:port or unix path"),
+    KEY(redis_cache, BW_CONF_STRING, "", 0, 0, "Redis for the cache; empty = same as redis"),
+    KEY(mongo, BW_CONF_STRING, "mongodb://127.0.0.1:27017/bulwark", 0, 0, "MongoDB URI"),
+    KEY(connect_timeout_ms, BW_CONF_INT, "1000", 10, 60000, "connect timeout for every store"),
+    KEY(pg_statement_timeout_ms, BW_CONF_INT, "5000", 10, 3600000, "PostgreSQL statement_timeout"),
+    KEY(redis_timeout_ms, BW_CONF_INT, "250", 10, 60000, "Redis command timeout"),
+    KEY(mongo_timeout_ms, BW_CONF_INT, "5000", 10, 3600000, "MongoDB socket timeout"),
+    KEY(ping_timeout_ms, BW_CONF_INT, "500", 10, 60000, "timeout of each /readyz check"),
+    KEY(breaker_threshold, BW_CONF_INT, "3", 1, 1000,
+        "consecutive failures that open a dependency's circuit breaker"),
+    KEY(breaker_cooldown_ms, BW_CONF_INT, "250", 10, 60000,
+        "time an open breaker waits before one probe"),
+    KEY(cache_ttl_s, BW_CONF_INT, "60", 1, 86400, "cache-aside TTL (jittered)"),
+    KEY(body_limit, BW_CONF_SIZE, "1m", 1, 67108864,
+        "largest request body a route accepts unless it sets its own"),
+    KEY(log_level, BW_CONF_LOGLEVEL, "info", 0, 0, "debug, info, warn or error"),
+    KEY(log_file, BW_CONF_STRING, "", 0, 0, "log file (reopened on SIGUSR1); empty = stderr"),
+    KEY(access_log, BW_CONF_BOOL, "true", 0, 0, "one JSON line per request"),
+};
+
+const size_t bw_config_nkeys = sizeof(bw_config_keys) / sizeof(bw_config_keys[0]);
+
+static const struct bw_config_key *
+find_key(const char *name, size_t len)
+{
+	for (size_t i = 0; i < bw_config_nkeys; i++)
+		if (strlen(bw_config_keys[i].name) == len &&
+		    strncmp(bw_config_keys[i].name, name, len) == 0)
+			return &bw_config_keys[i];
+	return NULL;
+}
+
+static int
+parse_long(const char *s, long *out)
+{
+	char *end;
+
+	errno = 0;
+	if (*s == '\0' || isspace((unsigned char)*s))
+		return -1;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_size(const char *s, long *out)
+{
+	char *end;
+
+	errno = 0;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	long v = strtol(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	long mult = 1;
+	switch (tolower((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'k':
+		mult = 1024L;
+		end++;
+		break;
+	case 'm':
+		mult = 1024L * 1024;
+		end++;
+		break;
+	case 'g':
+		mult = 1024L * 1024 * 1024;
+		end++;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' || v > LONG_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+static int
+parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Sets one key from its text form. `origin` names where the value came from. */
+static int
+set_value(struct bw_config *cfg, const struct bw_config_key *k, const char *val, const char *origin,
+          char *err, size_t errlen)
+{
+	char *field = (char *)cfg + k->offset;
+	long v;
+
+	switch (k->type) {
+	case BW_CONF_STRING: {
+		char *copy = strdup(val);
+		if (copy == NULL) {
+			snprintf(err, errlen, "%s: out of memory", k->name);
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+	}
+	case BW_CONF_INT:
+	case BW_CONF_LONG:
+		if (parse_long(val, &v) < 0) {
+			snprintf(err, errlen, "%s%s: must be an integer (got \"%s\")", k->name,
+			         origin, val);
+			return -1;
+		}
+		break;
+	case BW_CONF_SIZE:
+		if (parse_size(val, &v) < 0) {
+			snprintf(err, errlen,
+			         "%s%s: must be a size like 512, 64k or 1m (got \"%s\")", k->name,
+			         origin, val);
+			return -1;
+		}
+		break;
+	case BW_CONF_BOOL:
+		if (parse_bool(val, (bool *)field) < 0) {
+			snprintf(err, errlen, "%s%s: must be true or false (got \"%s\")", k->name,
+			         origin, val);
+			return -1;
+		}
+		return 0;
+	case BW_CONF_LOGLEVEL:
+		for (int l = BW_LOG_DEBUG; l <= BW_LOG_ERROR; l++) {
+			if (strcmp(val, bw_log_level_name(l)) == 0) {
+				*(int *)field = l;
+				return 0;
+			}
+		}
+		snprintf(err, errlen, "%s%s: must be debug, info, warn or error (got \"%s\")",
+		         k->name, origin, val);
+		return -1;
+	}
+	if (v < k->min || v > k->max) {
+		snprintf(err, errlen, "%s%s: must be between %ld and %ld (got \"%s\")", k->name,
+		         origin, k->min, k->max, val);
+		return -1;
+	}
+	if (k->type == BW_CONF_INT)
+		*(int *)field = (int)v;
+	else
+		*(long *)field = v;
+	return 0;
+}
+
+static char *
+trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int
+load_file(struct bw_config *cfg, const char *file, char *err, size_t errlen)
+{
+	FILE *f = fopen(file, "r");
+	char line[4096];
+	int lineno = 0;
+	int rc = -1;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", file, lineno);
+			goto fail;
+		}
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			snprintf(err, errlen, "%s:%d: expected \"key = value\"", file, lineno);
+			goto fail;
+		}
+		*eq = '\0';
+		char *key = trim(s);
+		char *val = trim(eq + 1);
+		size_t vlen = strlen(val);
+		if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"') {
+			val[vlen - 1] = '\0';
+			val++;
+		}
+		const struct bw_config_key *k = find_key(key, strlen(key));
+		if (k == NULL) {
+			snprintf(err, errlen, "%s:%d: unknown key \"%s\"", file, lineno, key);
+			goto fail;
+		}
+		char origin[64];
+		snprintf(origin, sizeof(origin), " (%s:%d)", file, lineno);
+		if (set_value(cfg, k, val, origin, err, errlen) < 0)
+			goto fail;
+	}
+	rc = 0;
+fail:
+	fclose(f);
+	return rc;
+}
+
+static int
+load_env(struct bw_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < bw_config_nkeys; i++) {
+		const struct bw_config_key *k = &bw_config_keys[i];
+		char name[64] = "BULWARK_";
+		size_t j = strlen(name);
+		for (const char *p = k->name; *p && j < sizeof(name) - 1; p++)
+			name[j++] = (char)toupper((unsigned char)*p);
+		name[j] = '\0';
+		const char *val = getenv(name);
+		if (val == NULL)
+			continue;
+		char origin[80];
+		snprintf(origin, sizeof(origin), " (from %s)", name);
+		if (set_value(cfg, k, val, origin, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+check(struct bw_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->listen[0] == '\0') {
+		snprintf(err, errlen, "listen: must not be empty");
+		return -1;
+	}
+	if (cfg->listen[0] == '/' && strlen(cfg->listen) >= 108) {
+		snprintf(err, errlen, "listen: unix socket path longer than 107 bytes");
+		return -1;
+	}
+	if (strlen(cfg->status_listen) >= 108) {
+		snprintf(err, errlen, "status_listen: unix socket path longer than 107 bytes");
+		return -1;
+	}
+	if (cfg->status_listen[0] != '\0' && cfg->status_listen[0] != '/') {
+		snprintf(err, errlen, "status_listen: must be an absolute unix socket path");
+		return -1;
+	}
+	if (strcmp(cfg->status_listen, cfg->listen) == 0) {
+		snprintf(err, errlen, "status_listen: must differ from listen");
+		return -1;
+	}
+	if (cfg->redis_cache[0] == '\0') {
+		char *copy = strdup(cfg->redis);
+		if (copy == NULL)
+			return -1;
+		free(cfg->redis_cache);
+		cfg->redis_cache = copy;
+	}
+	return 0;
+}
+
+int
+bw_config_load(struct bw_config *cfg, const char *file, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < bw_config_nkeys; i++)
+		if (set_value(cfg, &bw_config_keys[i], bw_config_keys[i].def, " (default)", err,
+		              errlen) < 0)
+			goto fail;
+	if (file != NULL && load_file(cfg, file, err, errlen) < 0)
+		goto fail;
+	if (load_env(cfg, err, errlen) < 0)
+		goto fail;
+	if (check(cfg, err, errlen) < 0)
+		goto fail;
+	return 0;
+fail:
+	bw_config_free(cfg);
+	return -1;
+}
+
+void
+bw_config_free(struct bw_config *cfg)
+{
+	for (size_t i = 0; i < bw_config_nkeys; i++)
+		if (bw_config_keys[i].type == BW_CONF_STRING) {
+			char **p = (char **)((char *)cfg + bw_config_keys[i].offset);
+			free(*p);
+			*p = NULL;
+		}
+}

@@ -1,0 +1,66 @@
+/* One HTTP request as a worker sees it: FastCGI params, the body, path
+ * parameters from the route, and the response being built. Everything is
+ * allocated from req->arena. */
+#ifndef BW_REQUEST_H
+#define BW_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+struct bw_arena;
+struct bw_route;
+struct bw_config;
+
+#define BW_MAX_PATH_PARAMS 4
+
+struct bw_request {
+	struct bw_arena *arena;
+	const struct bw_config *cfg;
+	void *conn; /* the FCGX_Request; only request.c looks inside */
+	int64_t start_us;
+
+	const char *method;
+	const char *path; /* without the query string, not decoded */
+	const char *query;
+	const char *request_id;
+	const char *content_type;
+	const char *remote_addr;
+	long content_length; /* -1 when absent */
+
+	const struct bw_route *route;
+	int nparams;
+	const char *param_names[BW_MAX_PATH_PARAMS];
+	const char *param_values[BW_MAX_PATH_PARAMS];
+
+	char *body;
+	size_t body_len;
+
+	/* The response. */
+	int status;
+	struct bw_buf headers; /* "Name: value\r\n" lines beyond the standard ones */
+	struct bw_buf body_out;
+	const char *out_type;
+	const char *code; /* problem code, for the access log */
+};
+
+/* Fills the request fields from the FastCGI params of conn. */
+int bw_request_init(struct bw_request *req, struct bw_arena *arena, const struct bw_config *cfg,
+                    void *conn);
+/* A request header by its CGI name ("HTTP_AUTHORIZATION"), or NULL. */
+const char *bw_request_param(const struct bw_request *req, const char *name);
+const char *bw_request_path_param(const struct bw_request *req, const char *name);
+/* Decoded value of a query-string argument, or NULL when absent. */
+const char *bw_request_query(const struct bw_request *req, const char *name);
+/* Reads the body up to limit. Returns 0, or the HTTP status to answer
+ * (413 over the limit, 400 when truncated). Always consumes stdin to EOF so
+ * the connection is left clean. */
+int bw_request_read_body(struct bw_request *req, long limit);
+/* True when the client (nginx) already closed the connection. */
+bool bw_request_client_gone(const struct bw_request *req);
+/* Writes status line, headers and body to the FastCGI stream. */
+int bw_request_send(struct bw_request *req);
+
+#endif

@@ -1,0 +1,84 @@
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core/arena.h"
+#include "http/response.h"
+
+static const struct {
+	int status;
+	const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {204, "No Content"},
+    {304, "Not Modified"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {412, "Precondition Failed"},
+    {413, "Content Too Large"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Content"},
+    {428, "Precondition Required"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+};
+
+const char *
+bw_status_reason(int status)
+{
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	return "Unknown";
+}
+
+void
+bw_resp_header(struct bw_request *req, const char *name, const char *value)
+{
+	bw_buf_puts(&req->headers, name);
+	bw_buf_puts(&req->headers, ": ");
+	bw_buf_puts(&req->headers, value);
+	bw_buf_puts(&req->headers, "\r\n");
+}
+
+void
+bw_resp_json(struct bw_request *req, int status)
+{
+	req->status = status;
+	req->out_type = "application/json";
+}
+
+void
+bw_resp_problem(struct bw_request *req, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	char *detail = bw_arena_vprintf(req->arena, fmt, ap);
+	va_end(ap);
+
+	struct bw_buf *b = &req->body_out;
+	bw_buf_reset(b);
+	bw_buf_puts(b, "{");
+	bw_json_key(b, "type", true);
+	bw_buf_puts(b, "\"https://bulwark.dev/problems/");
+	for (const char *p = code; *p; p++)
+		bw_buf_putc(b, *p == '_' ? '-' : *p);
+	bw_buf_puts(b, "\"");
+	bw_json_kv_str(b, "title", bw_status_reason(status), false);
+	bw_json_kv_int(b, "status", status, false);
+	bw_json_kv_str(b, "detail", detail != NULL ? detail : "", false);
+	bw_json_kv_str(b, "code", code, false);
+	bw_json_kv_str(b, "request_id", req->request_id, false);
+	bw_buf_puts(b, "}");
+	req->status = status;
+	req->code = code;
+	req->out_type = "application/problem+json";
+}

@@ -1,0 +1,16 @@
+/* Building responses: JSON bodies, extra headers, RFC 9457 problems. */
+#ifndef BW_RESPONSE_H
+#define BW_RESPONSE_H
+
+#include "http/request.h"
+
+const char *bw_status_reason(int status);
+void bw_resp_header(struct bw_request *req, const char *name, const char *value);
+/* The body is whatever has been written to req->body_out. */
+void bw_resp_json(struct bw_request *req, int status);
+/* application/problem+json with type, title, status, detail, code, request_id.
+ * detail is printf-formatted. */
+void bw_resp_problem(struct bw_request *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,26 @@
+/* THE route table: every path the daemon answers, with its method, handler,
+ * flags, body limit and scopes. Order matters only between patterns that
+ * could match the same path (none today). */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "api/api.h"
+#include "http/router.h"
+
+#define ROUTE(m, p, h, f, limit, scopes)                                                           \
+	{                                                                                          \
+		m, p, h, f, limit, scopes, m " " p                                                 \
+	}
+
+const struct bw_route bw_routes[] = {
+    ROUTE("GET", "/healthz", bw_api_healthz, 0, 0, NULL),
+    ROUTE("GET", "/readyz", bw_api_readyz, 0, 0, NULL),
+#ifdef BW_TEST_ROUTES
+    ROUTE("GET", "/test/sleep", bw_api_test_sleep, 0, 0, NULL),
+    ROUTE("POST", "/test/echo", bw_api_test_echo, BW_ROUTE_JSON_BODY, 0, NULL),
+    ROUTE("GET", "/test/crash", bw_api_test_crash, 0, 0, NULL),
+#endif
+};
+
+const size_t bw_nroutes = sizeof(bw_routes) / sizeof(bw_routes[0]);

@@ -1,0 +1,67 @@
+/* The master: supervises the workers, never touches a store or libfcgi. */
+#ifndef BW_MASTER_H
+#define BW_MASTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+#include "pool/listen.h"
+#include "pool/scoreboard.h"
+
+enum bw_exit_reason {
+	BW_EXIT_STOPPED,
+	BW_EXIT_RECYCLED,
+	BW_EXIT_KILLED,
+	BW_EXIT_CRASHED,
+	BW_EXIT_NREASONS
+};
+
+/* What the master remembers per scoreboard slot (the slot itself is shared
+ * with the worker and untrusted; this is not). */
+struct bw_child {
+	pid_t pid;
+	uint32_t generation;
+	uint32_t want_gen; /* keep a worker of this generation here; 0 = slot not wanted */
+	int64_t started_ms;
+	int64_t respawn_at_ms; /* 0 = nothing scheduled */
+	int64_t backoff_ms;
+	bool ready;
+	bool retiring;
+	bool killed; /* by the master for a deadline */
+};
+
+enum bw_master_state { BW_MASTER_RUNNING, BW_MASTER_RELOADING, BW_MASTER_STOPPING };
+
+struct bw_master {
+	struct bw_config cfg;
+	struct bw_config next_cfg; /* valid while reloading */
+	const char *config_file;
+	struct bw_listener listener;
+	int status_fd;
+	struct bw_scoreboard *sb;
+	struct bw_child children[BW_SB_SLOTS];
+	enum bw_master_state state;
+	uint32_t generation;
+	uint32_t reload_gen;
+	int64_t reload_started_ms;
+	int reload_failures;
+	int reload_retired;
+	int64_t stop_deadline_ms;
+	bool ready_notified;
+	bool crash_breaker;
+	int64_t crash_times[16];
+	int crash_next;
+	uint64_t exits[BW_EXIT_NREASONS];
+	uint64_t spawns;
+	struct bw_counters retired; /* counters of workers that have exited */
+};
+
+int bw_master_run(const char *config_file, struct bw_config *cfg);
+const char *bw_exit_reason_name(enum bw_exit_reason r);
+
+/* status.c */
+void bw_status_handle(struct bw_master *m, int client_fd);
+
+#endif
