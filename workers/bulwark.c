@@ -1,6 +1,6 @@
 /* bulwark: one binary, subcommands in the style of git. */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "autoconf.h"
 #endif
 
 #include <stdio.h>
@@ -16,6 +16,8 @@ static const struct {
     {"serve", bw_cmd_serve,
      "serve [-c FILE] [-t]   run the master and its workers; -t checks the config"},
     {"version", bw_cmd_version, "version                this version and the library versions"},
+    {"config-keys", bw_cmd_config_keys,
+     "config-keys            the configuration keys as a Markdown table"},
 };
 
 static int

@@ -2,7 +2,7 @@
  * request for the deadline and drain tests, a body echo for the limits, and
  * a crash for the respawn and crash-breaker tests. */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "autoconf.h"
 #endif
 
 #ifdef BW_TEST_ROUTES

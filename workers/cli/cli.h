@@ -4,5 +4,6 @@
 
 int bw_cmd_serve(int argc, char **argv);
 int bw_cmd_version(int argc, char **argv);
+int bw_cmd_config_keys(int argc, char **argv);
 
 #endif

@@ -1,6 +1,6 @@
 /* bulwark serve [-c FILE] [-t] */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "autoconf.h"
 #endif
 
 #include <stdio.h>

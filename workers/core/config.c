@@ -1,6 +1,10 @@
 /* THE table of configuration keys. Each row: name, type, where it lives in
  * struct bw_config, default, bounds, and a line of help for the README.
  * Sources in order: defaults, the -c file, BULWARK_<KEY> environment. */
+#ifdef HAVE_CONFIG_H
+#include "autoconf.h"
+#endif
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -62,6 +66,10 @@ const struct bw_config_key bw_config_keys[] = {
     KEY(log_level, BW_CONF_LOGLEVEL, "info", 0, 0, "debug, info, warn or error"),
     KEY(log_file, BW_CONF_STRING, "", 0, 0, "log file (reopened on SIGUSR1); empty = stderr"),
     KEY(access_log, BW_CONF_BOOL, "true", 0, 0, "one JSON line per request"),
+#ifdef BW_TEST_ROUTES
+    KEY(test_fail_worker_start, BW_CONF_BOOL, "false", 0, 0,
+        "test builds only: workers exit before becoming ready (reload rollback test)"),
+#endif
 };
 
 const size_t bw_config_nkeys = sizeof(bw_config_keys) / sizeof(bw_config_keys[0]);

@@ -41,6 +41,7 @@ struct bw_config {
 	int log_level;
 	char *log_file;
 	bool access_log;
+	bool test_fail_worker_start; /* test builds only: new workers exit before ready */
 };
 
 /* One row of the key table: exposed so tests and the README check can walk it. */

@@ -2,7 +2,7 @@
  * flags, body limit and scopes. Order matters only between patterns that
  * could match the same path (none today). */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "autoconf.h"
 #endif
 
 #include "api/api.h"

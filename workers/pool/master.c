@@ -4,7 +4,7 @@
  * capacity, and the status socket answers even when every worker is busy.
  * The loop never sleeps longer than one tick and never blocks on a child. */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "autoconf.h"
 #endif
 
 #include <errno.h>
@@ -323,7 +323,7 @@ start_reload(struct bw_master *m)
 		        "sockets");
 	sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 	m->state = BW_MASTER_RELOADING;
-	m->reload_gen = m->generation + 1;
+	m->reload_gen = ++m->last_gen;
 	m->reload_started_ms = bw_now_ms();
 	m->reload_failures = 0;
 	m->reload_retired = 0;
@@ -525,6 +525,7 @@ bw_master_run(const char *config_file, struct bw_config *cfg)
 	m->config_file = config_file;
 	m->status_fd = -1;
 	m->generation = 1;
+	m->last_gen = 1;
 	m->listener.fd = -1;
 	if (setup_signals() < 0) {
 		bw_error("cannot install signal handlers: %s", strerror(errno));

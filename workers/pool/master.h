@@ -45,6 +45,7 @@ struct bw_master {
 	enum bw_master_state state;
 	uint32_t generation;
 	uint32_t reload_gen;
+	uint32_t last_gen; /* highest generation ever started, failed ones too */
 	int64_t reload_started_ms;
 	int reload_failures;
 	int reload_retired;

@@ -4,7 +4,7 @@
  * so an idle accept() returns at once (php-fpm's trick); stdin is always
  * drained; a queued request whose client hung up is skipped. */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "autoconf.h"
 #endif
 
 #include <errno.h>
@@ -133,6 +133,12 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 		bw_error("cannot set up the store adapters");
 		_exit(1);
 	}
+#ifdef BW_TEST_ROUTES
+	if (cfg->test_fail_worker_start) {
+		bw_error("test_fail_worker_start is set: exiting before ready");
+		exit(1);
+	}
+#endif
 	arena = bw_arena_new(16384);
 	if (arena == NULL)
 		_exit(1);
@@ -181,6 +187,7 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 	bw_arena_free(arena);
 	bw_store_close();
 	FCGX_Free(&fcgx, 1);
-	/* Exit code tells the master why: 0 stop, 3 recycle. */
-	_exit(limit > 0 && served >= limit ? 3 : 0);
+	/* Exit code tells the master why: 0 stop, 3 recycle. exit(), not
+	 * _exit(): LeakSanitizer checks the worker on the way out. */
+	exit(limit > 0 && served >= limit ? 3 : 0);
 }
