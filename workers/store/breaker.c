@@ -1,0 +1,84 @@
+/* Circuit breaker state machine: pure logic on a caller-supplied clock, so
+ * it can be unit tested without I/O. The adapters own one breaker each. */
+#include "store/breaker.h"
+
+void
+bw_breaker_init(struct bw_breaker *b, int threshold, int64_t cooldown_ms, int64_t max_cooldown_ms)
+{
+	if (threshold < 1)
+		threshold = 1;
+	if (cooldown_ms < 1)
+		cooldown_ms = 1;
+	/* A cap below the base would make the first cooldown the longest. */
+	if (max_cooldown_ms < cooldown_ms)
+		max_cooldown_ms = cooldown_ms;
+	b->state = BW_BREAKER_CLOSED;
+	b->failures = 0;
+	b->threshold = threshold;
+	b->base_cooldown_ms = cooldown_ms;
+	b->cooldown_ms = cooldown_ms;
+	b->max_cooldown_ms = max_cooldown_ms;
+	b->open_until_ms = 0;
+}
+
+bool
+bw_breaker_allow(struct bw_breaker *b, int64_t now_ms)
+{
+	switch (b->state) {
+	case BW_BREAKER_CLOSED:
+		return true;
+	case BW_BREAKER_OPEN:
+	case BW_BREAKER_HALF_OPEN:
+		if (now_ms < b->open_until_ms)
+			return false;
+		/* One probe goes out. In half-open, open_until_ms is the probe's
+		 * lease: a probe whose outcome was never reported does not wedge
+		 * the breaker, another one is allowed after a cooldown. */
+		b->state = BW_BREAKER_HALF_OPEN;
+		b->open_until_ms = now_ms + b->cooldown_ms;
+		return true;
+	}
+	return false;
+}
+
+void
+bw_breaker_success(struct bw_breaker *b)
+{
+	b->state = BW_BREAKER_CLOSED;
+	b->failures = 0;
+	b->cooldown_ms = b->base_cooldown_ms;
+	b->open_until_ms = 0;
+}
+
+void
+bw_breaker_failure(struct bw_breaker *b, int64_t now_ms)
+{
+	if (b->failures < b->threshold)
+		b->failures++;
+	switch (b->state) {
+	case BW_BREAKER_CLOSED:
+		if (b->failures < b->threshold)
+			return;
+		b->cooldown_ms = b->base_cooldown_ms;
+		break;
+	case BW_BREAKER_HALF_OPEN:
+		/* The probe failed: back off further (reconnect backoff). */
+		b->cooldown_ms *= 2;
+		if (b->cooldown_ms > b->max_cooldown_ms)
+			b->cooldown_ms = b->max_cooldown_ms;
+		break;
+	case BW_BREAKER_OPEN:
+		/* A call that did not ask first; keep the current window. */
+		return;
+	}
+	b->state = BW_BREAKER_OPEN;
+	b->open_until_ms = now_ms + b->cooldown_ms;
+}
+
+int64_t
+bw_breaker_retry_after_ms(const struct bw_breaker *b, int64_t now_ms)
+{
+	if (b->state == BW_BREAKER_CLOSED || now_ms >= b->open_until_ms)
+		return 0;
+	return b->open_until_ms - now_ms;
+}

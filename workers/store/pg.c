@@ -1,0 +1,336 @@
+/* PostgreSQL adapter: the worker's one libpq connection, opened lazily after
+ * fork with a non-blocking connect and our own poll() deadline (libpq's
+ * connect_timeout is whole seconds, at least 2), used in non-blocking mode so
+ * every wait has a deadline, and guarded by a circuit breaker. */
+
+/* O_CLOEXEC, poll, dup2 are POSIX; strict ISO C hides them. */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "store/pg.h"
+
+static struct {
+	const struct bw_config *cfg;
+	PGconn *conn;
+	pid_t pid; /* process that opened conn */
+	struct bw_breaker breaker;
+	char version[16];
+} pg;
+
+/* First line of a libpq message, prefixed; libpq ends its messages with a
+ * newline and may add hint lines. */
+static void
+set_err(char *err, size_t errlen, const char *prefix, const char *msg)
+{
+	size_t n = strcspn(msg, "\n");
+
+	while (n > 0 && (msg[n - 1] == ' ' || msg[n - 1] == '\r'))
+		n--;
+	snprintf(err, errlen, "%s%.*s", prefix, (int)n, msg);
+}
+
+/* Waits for events on fd until deadline_ms. Returns 1 when ready (errors
+ * and hang-ups count: libpq finds out what happened), 0 on timeout, -1 on
+ * a poll error. */
+static int
+wait_fd(int fd, short events, int64_t deadline_ms)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+
+	if (fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	for (;;) {
+		int64_t left = deadline_ms - bw_now_ms();
+		if (left <= 0)
+			return 0;
+		int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static void
+pg_drop(void)
+{
+	/* Non-blocking mode: PQfinish's Terminate message cannot stall. */
+	if (pg.conn != NULL)
+		PQfinish(pg.conn);
+	pg.conn = NULL;
+}
+
+/* A handle opened by another process (we were forked after opening it)
+ * is the parent's session: our copy of its socket is pointed at /dev/null
+ * so that PQfinish frees the handle while its goodbye goes nowhere. */
+static void
+pg_forget_foreign(void)
+{
+	int fd, nul;
+
+	if (pg.conn == NULL || pg.pid == getpid())
+		return;
+	bw_warn("postgres: connection inherited over fork, opening a new one");
+	fd = PQsocket(pg.conn);
+	nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0 && nul >= 0 && dup2(nul, fd) >= 0)
+		PQfinish(pg.conn); /* otherwise leak it rather than talk */
+	if (nul >= 0)
+		close(nul);
+	pg.conn = NULL;
+}
+
+static int
+pg_connect(int64_t deadline_ms, char *err, size_t errlen)
+{
+	const struct bw_config *cfg = pg.cfg;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	PGconn *c = NULL;
+	char options[64], user_timeout[16];
+
+	/* Our values come first and dbname (the expanded conninfo) last, so
+	 * anything the operator wrote in the conninfo wins. */
+	snprintf(options, sizeof(options), "-c statement_timeout=%d", cfg->pg_statement_timeout_ms);
+	/* Unacknowledged data for this long means the peer is gone; ACKs do
+	 * not wait for the query, so this does not limit long statements. */
+	snprintf(user_timeout, sizeof(user_timeout), "%d",
+	         cfg->connect_timeout_ms + cfg->pg_statement_timeout_ms);
+	const char *const keys[] = {
+	    "fallback_application_name",
+	    "keepalives",
+	    "keepalives_idle",
+	    "keepalives_interval",
+	    "keepalives_count",
+	    "tcp_user_timeout",
+	    "options",
+	    "dbname",
+	    NULL,
+	};
+	const char *const values[] = {
+	    "bulwark", "1", "10", "5", "3", user_timeout, options, cfg->postgres, NULL,
+	};
+
+	c = PQconnectStartParams(keys, values, 1);
+	if (c == NULL) {
+		snprintf(err, errlen, "connect: out of memory");
+		goto fail;
+	}
+	if (PQstatus(c) == CONNECTION_BAD) {
+		set_err(err, errlen, "connect: ", PQerrorMessage(c));
+		goto fail;
+	}
+	/* The socket can change between polls (several hosts, SSL retry). */
+	while (st != PGRES_POLLING_OK) {
+		if (st == PGRES_POLLING_FAILED) {
+			set_err(err, errlen, "connect: ", PQerrorMessage(c));
+			goto fail;
+		}
+		int w = wait_fd(PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+		                deadline_ms);
+		if (w == 0) {
+			snprintf(err, errlen, "connect: timed out");
+			goto fail;
+		}
+		if (w < 0) {
+			snprintf(err, errlen, "connect: poll: %s", strerror(errno));
+			goto fail;
+		}
+		st = PQconnectPoll(c);
+	}
+	if (PQsetnonblocking(c, 1) != 0) {
+		set_err(err, errlen, "connect: ", PQerrorMessage(c));
+		goto fail;
+	}
+	pg.conn = c;
+	pg.pid = getpid();
+	return 0;
+fail:
+	if (c != NULL)
+		PQfinish(c);
+	return -1;
+}
+
+/* Sends sql and collects its results until deadline_ms. Returns the last
+ * result, or the first error result (caller PQclears it), or NULL with err
+ * set when the connection failed or the deadline passed (*timed_out). */
+static PGresult *
+pg_run(PGconn *c, const char *sql, int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
+{
+	PGresult *res = NULL, *r;
+	int w = 1, f;
+
+	*timed_out = false;
+	if (!PQsendQuery(c, sql))
+		goto fail;
+	/* Non-blocking mode may leave part of the query queued. */
+	while ((f = PQflush(c)) != 0) {
+		if (f < 0)
+			goto fail;
+		if ((w = wait_fd(PQsocket(c), POLLIN | POLLOUT, deadline_ms)) <= 0)
+			goto fail;
+		if (!PQconsumeInput(c))
+			goto fail;
+	}
+	for (;;) {
+		while (PQisBusy(c)) {
+			if ((w = wait_fd(PQsocket(c), POLLIN, deadline_ms)) <= 0)
+				goto fail;
+			if (!PQconsumeInput(c))
+				goto fail;
+		}
+		r = PQgetResult(c);
+		if (r == NULL)
+			break;
+		if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+			PQclear(r);
+			continue;
+		}
+		PQclear(res);
+		res = r;
+	}
+	if (res == NULL)
+		goto fail;
+	return res;
+fail:
+	if (w == 0) {
+		*timed_out = true;
+		snprintf(err, errlen, "query: timed out");
+	} else if (w < 0) {
+		snprintf(err, errlen, "query: poll: %s", strerror(errno));
+	} else {
+		set_err(err, errlen, "query: ", PQerrorMessage(c));
+	}
+	PQclear(res);
+	return NULL;
+}
+
+static void
+pg_succeeded(void)
+{
+	if (pg.breaker.state != BW_BREAKER_CLOSED)
+		bw_info("postgres: reachable again, breaker closed");
+	bw_breaker_success(&pg.breaker);
+}
+
+static void
+pg_failed(const char *why)
+{
+	enum bw_breaker_state before = pg.breaker.state;
+
+	bw_breaker_failure(&pg.breaker, bw_now_ms());
+	if (before == BW_BREAKER_CLOSED && pg.breaker.state == BW_BREAKER_OPEN)
+		bw_warn("postgres: %s; breaker open for %lld ms", why,
+		        (long long)pg.breaker.cooldown_ms);
+	else if (before == BW_BREAKER_CLOSED)
+		bw_warn("postgres: %s", why);
+	else
+		bw_debug("postgres: probe failed: %s; next in %lld ms", why,
+		         (long long)pg.breaker.cooldown_ms);
+}
+
+void
+bw_pg_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
+{
+	pg.cfg = cfg;
+	pg.conn = NULL;
+	bw_breaker_init(&pg.breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms,
+	                max_cooldown_ms);
+}
+
+void
+bw_pg_close(void)
+{
+	pg_forget_foreign();
+	pg_drop();
+}
+
+int
+bw_pg_ping(int timeout_ms, char *err, size_t errlen)
+{
+	int64_t now = bw_now_ms();
+	int64_t deadline = now + timeout_ms;
+	PGresult *res = NULL;
+	bool reused, timed_out;
+
+	err[0] = '\0';
+	if (pg.cfg == NULL) {
+		snprintf(err, errlen, "store not initialised");
+		return -1;
+	}
+	if (!bw_breaker_allow(&pg.breaker, now)) {
+		snprintf(err, errlen, "breaker open, next probe in %lld ms",
+		         (long long)bw_breaker_retry_after_ms(&pg.breaker, now));
+		return BW_PG_REFUSED;
+	}
+	pg_forget_foreign();
+	for (;;) {
+		reused = pg.conn != NULL;
+		if (!reused) {
+			int64_t cdl = now + pg.cfg->connect_timeout_ms;
+			if (pg_connect(cdl < deadline ? cdl : deadline, err, errlen) < 0)
+				goto fail;
+		}
+		res = pg_run(pg.conn, "SELECT 1", deadline, &timed_out, err, errlen);
+		if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+			break;
+		if (res != NULL)
+			set_err(err, errlen, "query: ", PQresultErrorMessage(res));
+		PQclear(res);
+		res = NULL;
+		/* A timed-out query leaves the connection busy; a bad one is dead.
+		 * No PQcancel: in libpq 15 it connects and waits for EOF without
+		 * any timeout, which hangs on exactly the stalled server we are
+		 * giving up on. Closing the socket ends the backend instead. */
+		if (!timed_out && PQstatus(pg.conn) == CONNECTION_OK)
+			goto fail;
+		pg_drop();
+		/* A kept connection can be stale (server restarted) and fail at
+		 * once: one retry on a fresh connection, within the budget. */
+		now = bw_now_ms();
+		if (!reused || timed_out || now >= deadline)
+			goto fail;
+	}
+	PQclear(res);
+	pg_succeeded();
+	return 0;
+fail:
+	pg_failed(err);
+	return -1;
+}
+
+const struct bw_breaker *
+bw_pg_breaker(void)
+{
+	return &pg.breaker;
+}
+
+const char *
+bw_pg_lib_version(void)
+{
+	int v = PQlibVersion();
+
+	/* 10 and later: major * 10000 + minor; before: 9.6.24 = 90624. */
+	if (v >= 100000)
+		snprintf(pg.version, sizeof(pg.version), "%d.%d", v / 10000, v % 10000);
+	else
+		snprintf(pg.version, sizeof(pg.version), "%d.%d.%d", v / 10000, v / 100 % 100,
+		         v % 100);
+	return pg.version;
+}

@@ -1,0 +1,296 @@
+/* Redis adapter: blocking hiredis 0.14 contexts with a connect timeout and a
+ * socket timeout per command (SO_RCVTIMEO/SO_SNDTIMEO via redisSetTimeout,
+ * set again after every connect), each behind a circuit breaker. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "store/redis.h"
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+struct redis_link {
+	const char *name; /* dependency name, for logs */
+	const char *addr; /* "host:port", "[v6]:port" or "/unix/path" */
+	redisContext *ctx;
+	pid_t pid; /* process that opened ctx */
+	struct bw_breaker breaker;
+};
+
+static struct {
+	const struct bw_config *cfg;
+	struct redis_link link[2]; /* BW_DEP_REDIS, BW_DEP_REDIS_CACHE */
+} rd;
+
+static struct redis_link *
+link_of(enum bw_dep dep)
+{
+	if (dep == BW_DEP_REDIS)
+		return &rd.link[0];
+	if (dep == BW_DEP_REDIS_CACHE)
+		return &rd.link[1];
+	return NULL;
+}
+
+static struct timeval
+ms_to_tv(int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 1)
+		ms = 1;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	return tv;
+}
+
+static void
+link_drop(struct redis_link *l)
+{
+	if (l->ctx != NULL)
+		redisFree(l->ctx);
+	l->ctx = NULL;
+}
+
+/* A context opened by another process shares its socket with the parent:
+ * never use it. redisFree only closes our copy of the fd (hiredis sends no
+ * QUIT), which leaves the parent's connection alone. */
+static void
+link_forget_foreign(struct redis_link *l)
+{
+	if (l->ctx != NULL && l->pid != getpid()) {
+		bw_warn("%s: connection inherited over fork, opening a new one", l->name);
+		link_drop(l);
+	}
+}
+
+/* Splits "host:port" or "[v6addr]:port"; no port means 6379. */
+static int
+parse_addr(const char *addr, char *host, size_t hostlen, int *port, char *err, size_t errlen)
+{
+	const char *colon, *h = addr;
+	size_t n;
+	char *end;
+	long p = 6379;
+
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+		if (rb == NULL)
+			goto fail;
+		h = addr + 1;
+		n = (size_t)(rb - h);
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+		if (rb[1] != '\0' && colon == NULL)
+			goto fail;
+	} else {
+		colon = strrchr(addr, ':');
+		n = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
+	}
+	if (colon != NULL) {
+		errno = 0;
+		p = strtol(colon + 1, &end, 10);
+		if (errno != 0 || end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
+			goto fail;
+	}
+	if (n == 0 || n >= hostlen)
+		goto fail;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = (int)p;
+	return 0;
+fail:
+	snprintf(err, errlen, "bad address \"%s\" (want host:port or /unix/path)", addr);
+	return -1;
+}
+
+static int
+link_connect(struct redis_link *l, int64_t timeout_ms, char *err, size_t errlen)
+{
+	redisContext *c = NULL;
+	char host[256];
+	int port;
+
+	if (l->addr == NULL || l->addr[0] == '\0') {
+		snprintf(err, errlen, "no address configured");
+		goto fail;
+	}
+	if (l->addr[0] == '/') {
+		c = redisConnectUnixWithTimeout(l->addr, ms_to_tv(timeout_ms));
+	} else {
+		if (parse_addr(l->addr, host, sizeof(host), &port, err, errlen) < 0)
+			goto fail;
+		c = redisConnectWithTimeout(host, port, ms_to_tv(timeout_ms));
+	}
+	if (c == NULL) {
+		snprintf(err, errlen, "connect: out of memory");
+		goto fail;
+	}
+	if (c->err != 0) {
+		snprintf(err, errlen, "connect %s: %s", l->addr, c->errstr);
+		goto fail;
+	}
+	l->ctx = c;
+	l->pid = getpid();
+	return 0;
+fail:
+	if (c != NULL)
+		redisFree(c);
+	return -1;
+}
+
+static void
+link_succeeded(struct redis_link *l)
+{
+	if (l->breaker.state != BW_BREAKER_CLOSED)
+		bw_info("%s: reachable again, breaker closed", l->name);
+	bw_breaker_success(&l->breaker);
+}
+
+static void
+link_failed(struct redis_link *l, const char *why)
+{
+	enum bw_breaker_state before = l->breaker.state;
+
+	bw_breaker_failure(&l->breaker, bw_now_ms());
+	if (before == BW_BREAKER_CLOSED && l->breaker.state == BW_BREAKER_OPEN)
+		bw_warn("%s: %s; breaker open for %lld ms", l->name, why,
+		        (long long)l->breaker.cooldown_ms);
+	else if (before == BW_BREAKER_CLOSED)
+		bw_warn("%s: %s", l->name, why);
+	else
+		bw_debug("%s: probe failed: %s; next in %lld ms", l->name, why,
+		         (long long)l->breaker.cooldown_ms);
+}
+
+void
+bw_redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
+{
+	const char *cache = cfg->redis_cache;
+
+	/* Empty means "the same server": still a separate connection and
+	 * breaker, so the two dependencies report independently. */
+	if (cache == NULL || cache[0] == '\0')
+		cache = cfg->redis;
+	rd.cfg = cfg;
+	rd.link[0] = (struct redis_link){.name = "redis", .addr = cfg->redis};
+	rd.link[1] = (struct redis_link){.name = "redis_cache", .addr = cache};
+	for (int i = 0; i < 2; i++)
+		bw_breaker_init(&rd.link[i].breaker, cfg->breaker_threshold,
+		                cfg->breaker_cooldown_ms, max_cooldown_ms);
+}
+
+void
+bw_redis_close(void)
+{
+	for (int i = 0; i < 2; i++) {
+		link_forget_foreign(&rd.link[i]);
+		link_drop(&rd.link[i]);
+	}
+}
+
+int
+bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
+{
+	struct redis_link *l = link_of(dep);
+	int64_t now = bw_now_ms();
+	int64_t deadline = now + timeout_ms;
+	redisReply *reply = NULL;
+	bool reused, timed_out;
+	int cmd_ms, saved;
+
+	err[0] = '\0';
+	if (rd.cfg == NULL || l == NULL) {
+		snprintf(err, errlen, rd.cfg == NULL ? "store not initialised" : "not a redis dep");
+		return -1;
+	}
+	if (!bw_breaker_allow(&l->breaker, now)) {
+		snprintf(err, errlen, "breaker open, next probe in %lld ms",
+		         (long long)bw_breaker_retry_after_ms(&l->breaker, now));
+		return BW_REDIS_REFUSED;
+	}
+	link_forget_foreign(l);
+	for (;;) {
+		reused = l->ctx != NULL;
+		if (!reused) {
+			int64_t ct = rd.cfg->connect_timeout_ms;
+			if (ct > deadline - now)
+				ct = deadline - now;
+			if (link_connect(l, ct, err, errlen) < 0)
+				goto fail;
+		}
+		now = bw_now_ms();
+		cmd_ms =
+		    rd.cfg->redis_timeout_ms < timeout_ms ? rd.cfg->redis_timeout_ms : timeout_ms;
+		if (cmd_ms > deadline - now)
+			cmd_ms = (int)(deadline - now);
+		if (redisSetTimeout(l->ctx, ms_to_tv(cmd_ms)) != REDIS_OK) {
+			snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
+			link_drop(l);
+			goto fail;
+		}
+		reply = redisCommand(l->ctx, "PING");
+		saved = errno;
+		if (reply != NULL)
+			break;
+		/* hiredis 0.14 reports a socket timeout as an I/O error with
+		 * EAGAIN left in errno. */
+		timed_out =
+		    l->ctx->err == REDIS_ERR_IO && (saved == EAGAIN || saved == EWOULDBLOCK);
+		if (timed_out)
+			snprintf(err, errlen, "PING: timed out after %d ms", cmd_ms);
+		else
+			snprintf(err, errlen, "PING: %s", l->ctx->errstr);
+		link_drop(l);
+		/* A kept connection can be stale (server restarted) and fail at
+		 * once: one retry on a fresh connection, within the budget. */
+		now = bw_now_ms();
+		if (!reused || timed_out || now >= deadline)
+			goto fail;
+	}
+	/* Back to the command timeout for whatever uses the context next. */
+	if (redisSetTimeout(l->ctx, ms_to_tv(rd.cfg->redis_timeout_ms)) != REDIS_OK) {
+		snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
+		link_drop(l);
+		goto fail;
+	}
+	if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
+		/* An error reply (LOADING, NOAUTH…) on a healthy socket: down,
+		 * but the connection stays. */
+		snprintf(err, errlen, "PING: %s",
+		         reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		goto fail;
+	}
+	freeReplyObject(reply);
+	link_succeeded(l);
+	return 0;
+fail:
+	if (reply != NULL)
+		freeReplyObject(reply);
+	link_failed(l, err);
+	return -1;
+}
+
+const struct bw_breaker *
+bw_redis_breaker(enum bw_dep dep)
+{
+	struct redis_link *l = link_of(dep);
+
+	return l != NULL ? &l->breaker : NULL;
+}
+
+const char *
+bw_redis_lib_version(void)
+{
+	return STR(HIREDIS_MAJOR) "." STR(HIREDIS_MINOR) "." STR(HIREDIS_PATCH);
+}

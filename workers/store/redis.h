@@ -1,0 +1,37 @@
+/* Redis adapter (redis.c is the only file that includes hiredis.h). Two
+ * logical connections, BW_DEP_REDIS (config `redis`) and BW_DEP_REDIS_CACHE
+ * (config `redis_cache`, the same server when empty), each with its own
+ * blocking hiredis context and breaker. Contexts are opened on first use
+ * after fork and freed on any I/O error or timeout. */
+#ifndef BW_REDIS_H
+#define BW_REDIS_H
+
+#include <stddef.h>
+
+#include "store/breaker.h"
+#include "store/store.h"
+
+struct bw_config;
+
+/* Returned instead of -1 when the open breaker refused the call: no I/O
+ * was done, err says how long until the next probe. */
+#define BW_REDIS_REFUSED (-2)
+
+/* Keeps cfg (it must outlive the adapter) and resets the breakers, whose
+ * probe backoff doubles from breaker_cooldown_ms up to max_cooldown_ms. No I/O. */
+void bw_redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms);
+/* Frees the contexts this process opened (inherited ones are forgotten). */
+void bw_redis_close(void);
+
+/* PING on dep (BW_DEP_REDIS or BW_DEP_REDIS_CACHE), connecting first if
+ * needed; bounded by timeout_ms overall, the command itself by
+ * min(redis_timeout_ms, timeout_ms). Returns 0 on PONG, -1 on failure (err
+ * filled, breaker told), BW_REDIS_REFUSED when the breaker is open. A kept
+ * connection that fails at once (server restarted) is replaced and the
+ * PING retried once within the same budget. */
+int bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen);
+
+/* NULL for a dep that is not a Redis one. */
+const struct bw_breaker *bw_redis_breaker(enum bw_dep dep);
+
+#endif
