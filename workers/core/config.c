@@ -160,7 +160,7 @@ set_value(struct bw_config *cfg, const struct bw_config_key *k, const char *val,
           char *err, size_t errlen)
 {
 	char *field = (char *)cfg + k->offset;
-	long v;
+	long v = 0;
 
 	switch (k->type) {
 	case BW_CONF_STRING: {

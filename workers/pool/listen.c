@@ -134,8 +134,10 @@ bw_listen_open(struct bw_listener *l, const char *spec, int backlog, char *err, 
 	}
 	if (spec[0] == '/') {
 		l->is_unix = true;
-		snprintf(l->path, sizeof(l->path), "%s", spec);
 		l->fd = bw_listen_unix(spec, backlog, 0660, err, errlen);
+		/* Remember the path only once it is ours: never unlink another server's socket. */
+		if (l->fd >= 0)
+			snprintf(l->path, sizeof(l->path), "%s", spec);
 	} else {
 		l->fd = listen_tcp(spec, backlog, err, errlen);
 	}

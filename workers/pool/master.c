@@ -32,6 +32,7 @@
 #define CRASH_WINDOW_MS     10000
 #define CRASH_TRIP          5
 #define RELOAD_MAX_FAILURES 3
+#define STATUS_READ_MS      1000
 
 static int sig_pipe[2] = {-1, -1};
 
@@ -326,7 +327,6 @@ start_reload(struct bw_master *m)
 	m->reload_gen = ++m->last_gen;
 	m->reload_started_ms = bw_now_ms();
 	m->reload_failures = 0;
-	m->reload_retired = 0;
 	bw_info("reload: starting generation %u with %d workers", m->reload_gen,
 	        m->next_cfg.workers);
 }
@@ -376,19 +376,47 @@ finish_reload(struct bw_master *m, bool ok)
 }
 
 static void
+retire_one_old(struct bw_master *m)
+{
+	for (int i = 0; i < BW_SB_SLOTS; i++) {
+		struct bw_child *c = &m->children[i];
+		if (c->want_gen != m->generation)
+			continue;
+		c->want_gen = 0;
+		c->respawn_at_ms = 0;
+		if (c->pid > 0) {
+			c->retiring = true;
+			kill(c->pid, SIGTERM);
+		}
+		return;
+	}
+}
+
+static void
 step_reload(struct bw_master *m, int64_t now)
 {
 	int want_new = m->next_cfg.workers;
+	int surge = m->next_cfg.reload_surge;
 	int ready_new = count_gen(m, m->reload_gen, true);
 	int slots_new = count_gen(m, m->reload_gen, false);
 	int pending_new = slots_new - ready_new;
+	int old_left = count_gen(m, m->generation, false);
 
 	if (m->reload_failures >= RELOAD_MAX_FAILURES ||
 	    now - m->reload_started_ms > m->next_cfg.reload_timeout_ms) {
 		finish_reload(m, false);
 		return;
 	}
-	while (slots_new < want_new && pending_new < m->next_cfg.reload_surge) {
+	/* Retire an old worker whenever the rest still cover N: each new ready
+	 * worker lets one old one go, and a shrinking pool sheds the surplus. */
+	while (old_left > 0 && old_left - 1 + ready_new >= want_new) {
+		retire_one_old(m);
+		old_left--;
+	}
+	/* Processes (old ones still finishing included) stay within N + surge,
+	 * so store connections never exceed that either. */
+	int live = live_workers(m);
+	while (slots_new < want_new && pending_new < surge && live < want_new + surge) {
 		int i = free_slot(m);
 		if (i < 0)
 			break;
@@ -397,26 +425,11 @@ step_reload(struct bw_master *m, int64_t now)
 		spawn(m, i);
 		slots_new++;
 		pending_new++;
+		live++;
 	}
-	/* Each new ready worker lets one old one go: capacity never drops below N. */
-	int old_left = count_gen(m, m->generation, false);
-	while (old_left > 0 && (m->reload_retired < ready_new || ready_new >= want_new)) {
-		for (int i = 0; i < BW_SB_SLOTS; i++) {
-			struct bw_child *c = &m->children[i];
-			if (c->want_gen != m->generation)
-				continue;
-			c->want_gen = 0;
-			c->respawn_at_ms = 0;
-			if (c->pid > 0) {
-				c->retiring = true;
-				kill(c->pid, SIGTERM);
-			}
-			break;
-		}
-		m->reload_retired++;
-		old_left--;
-	}
-	if (old_left == 0 && ready_new >= want_new)
+	/* Done once only the new generation is left: retired workers that are
+	 * finishing a request still count as the old configuration. */
+	if (old_left == 0 && ready_new >= want_new && live_workers(m) == slots_new)
 		finish_reload(m, true);
 }
 
@@ -473,14 +486,64 @@ handle_signals(struct bw_master *m)
 }
 
 static void
-accept_status(struct bw_master *m)
+status_client_close(struct bw_status_client *c)
 {
-	for (int k = 0; k < 16; k++) {
-		int fd = accept4(m->status_fd, NULL, NULL, SOCK_CLOEXEC);
+	close(c->fd);
+	c->fd = -1;
+}
+
+static void
+accept_status(struct bw_master *m, int64_t now)
+{
+	for (;;) {
+		int fd = accept4(m->status_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			return;
-		bw_status_handle(m, fd);
-		close(fd);
+		struct bw_status_client *slot = NULL;
+		for (int k = 0; k < BW_STATUS_CLIENTS; k++) {
+			struct bw_status_client *c = &m->status_clients[k];
+			if (c->fd < 0) {
+				slot = c;
+				break;
+			}
+			if (slot == NULL || c->deadline_ms < slot->deadline_ms)
+				slot = c;
+		}
+		if (slot->fd >= 0)
+			status_client_close(slot); /* full: the oldest waiter goes */
+		slot->fd = fd;
+		slot->len = 0;
+		slot->deadline_ms = now + STATUS_READ_MS;
+	}
+}
+
+/* Reads what a status client sent; answers once the request line is in. */
+static void
+serve_status_client(struct bw_master *m, struct bw_status_client *c, int64_t now)
+{
+	for (;;) {
+		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+		if (n > 0) {
+			c->len += (size_t)n;
+			c->buf[c->len] = '\0';
+			if (memchr(c->buf, '\n', c->len) != NULL || c->len == sizeof(c->buf) - 1) {
+				/* Blocking writes with a bounded poll each: the answer is small. */
+				fcntl(c->fd, F_SETFL, 0);
+				bw_status_respond(m, c->fd, c->buf);
+				status_client_close(c);
+				return;
+			}
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (now > c->deadline_ms)
+				status_client_close(c);
+			return;
+		}
+		status_client_close(c); /* EOF or error before a request line */
+		return;
 	}
 }
 
@@ -527,6 +590,8 @@ bw_master_run(const char *config_file, struct bw_config *cfg)
 	m->generation = 1;
 	m->last_gen = 1;
 	m->listener.fd = -1;
+	for (int k = 0; k < BW_STATUS_CLIENTS; k++)
+		m->status_clients[k].fd = -1;
 	if (setup_signals() < 0) {
 		bw_error("cannot install signal handlers: %s", strerror(errno));
 		goto out;
@@ -563,10 +628,12 @@ bw_master_run(const char *config_file, struct bw_config *cfg)
 		wd_usec = 0;
 	int64_t last_wd = 0, last_status = 0;
 	for (;;) {
-		struct pollfd fds[2] = {{.fd = sig_pipe[0], .events = POLLIN},
-		                        {.fd = m->status_fd, .events = POLLIN}};
-		int nfds = m->status_fd >= 0 ? 2 : 1;
-		if (poll(fds, (nfds_t)nfds, TICK_MS) < 0 && errno != EINTR) {
+		struct pollfd fds[2 + BW_STATUS_CLIENTS] = {{.fd = sig_pipe[0], .events = POLLIN},
+		                                            {.fd = m->status_fd, .events = POLLIN}};
+		for (int k = 0; k < BW_STATUS_CLIENTS; k++)
+			fds[2 + k] =
+			    (struct pollfd){.fd = m->status_clients[k].fd, .events = POLLIN};
+		if (poll(fds, 2 + BW_STATUS_CLIENTS, TICK_MS) < 0 && errno != EINTR) {
 			bw_error("poll: %s", strerror(errno));
 			break;
 		}
@@ -590,13 +657,19 @@ bw_master_run(const char *config_file, struct bw_config *cfg)
 			    count_gen(m, m->generation, true) >= m->cfg.workers)
 				notify_ready(m);
 		}
+		for (int k = 0; k < BW_STATUS_CLIENTS; k++)
+			if (m->status_clients[k].fd >= 0)
+				serve_status_client(m, &m->status_clients[k], now);
 		if (m->status_fd >= 0 && (fds[1].revents & POLLIN))
-			accept_status(m);
+			accept_status(m, now);
 		watchdog_and_status(m, now, wd_usec, &last_wd, &last_status);
 	}
 	bw_info("stopped");
 	rc = 0;
 out:
+	for (int k = 0; k < BW_STATUS_CLIENTS; k++)
+		if (m->status_clients[k].fd >= 0)
+			status_client_close(&m->status_clients[k]);
 	if (m->status_fd >= 0) {
 		close(m->status_fd);
 		unlink(m->cfg.status_listen);

@@ -32,6 +32,16 @@ struct bw_child {
 	bool killed; /* by the master for a deadline */
 };
 
+/* A status-socket connection waiting for its request line. */
+struct bw_status_client {
+	int fd;
+	int64_t deadline_ms;
+	size_t len;
+	char buf[512];
+};
+
+#define BW_STATUS_CLIENTS 16
+
 enum bw_master_state { BW_MASTER_RUNNING, BW_MASTER_RELOADING, BW_MASTER_STOPPING };
 
 struct bw_master {
@@ -40,6 +50,7 @@ struct bw_master {
 	const char *config_file;
 	struct bw_listener listener;
 	int status_fd;
+	struct bw_status_client status_clients[BW_STATUS_CLIENTS];
 	struct bw_scoreboard *sb;
 	struct bw_child children[BW_SB_SLOTS];
 	enum bw_master_state state;
@@ -48,7 +59,6 @@ struct bw_master {
 	uint32_t last_gen; /* highest generation ever started, failed ones too */
 	int64_t reload_started_ms;
 	int reload_failures;
-	int reload_retired;
 	int64_t stop_deadline_ms;
 	bool ready_notified;
 	bool crash_breaker;
@@ -62,7 +72,7 @@ struct bw_master {
 int bw_master_run(const char *config_file, struct bw_config *cfg);
 const char *bw_exit_reason_name(enum bw_exit_reason r);
 
-/* status.c */
-void bw_status_handle(struct bw_master *m, int client_fd);
+/* status.c: answers one complete request line on a status connection. */
+void bw_status_respond(struct bw_master *m, int client_fd, const char *request);
 
 #endif

@@ -1,7 +1,8 @@
 /* The master's status socket: a tiny HTTP/1.0 server for /status (JSON)
  * and /metrics (Prometheus text). It reads the scoreboard through
  * bw_slot_read only, so a corrupt slot cannot break the page. Each client
- * gets at most a short poll: the master loop must never wait on one. */
+ * is read without blocking by the master loop (master.c) and answered here
+ * once its request line is complete. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -235,25 +236,8 @@ write_all(int fd, const char *p, size_t len)
 }
 
 void
-bw_status_handle(struct bw_master *m, int fd)
+bw_status_respond(struct bw_master *m, int fd, const char *req)
 {
-	char req[1024];
-	size_t len = 0;
-	int64_t deadline = bw_now_ms() + READ_WAIT_MS;
-
-	/* Only the request line matters; stop at its end. */
-	while (len < sizeof(req) - 1 && memchr(req, '\n', len) == NULL) {
-		int left = (int)(deadline - bw_now_ms());
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		if (left <= 0 || poll(&pfd, 1, left) <= 0)
-			return;
-		ssize_t n = read(fd, req + len, sizeof(req) - 1 - len);
-		if (n <= 0)
-			return;
-		len += (size_t)n;
-	}
-	req[len] = '\0';
-
 	struct bw_buf body, head;
 	bw_buf_init(&body, NULL);
 	bw_buf_init(&head, NULL);

@@ -159,6 +159,11 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 			_exit(1);
 		}
 		fcntl(fcgx.ipcFd, F_SETFD, FD_CLOEXEC);
+		if (reopen_requested) {
+			/* SIGUSR1 arrived while idle in accept (restarted by SA_RESTART). */
+			reopen_requested = 0;
+			bw_log_reopen();
+		}
 
 		struct bw_request req;
 		if (bw_request_init(&req, arena, cfg, &fcgx) < 0) {
