@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 static const char response[] = "Status: 200 OK\r\n"
-			       "Content-Type: application/json\r\n"
-			       "\r\n"
-			       "{\"status\":\"ok\"}";
+                               "Content-Type: application/json\r\n"
+                               "\r\n"
+                               "{\"status\":\"ok\"}";
 
 static volatile sig_atomic_t stop;
 

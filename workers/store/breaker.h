@@ -21,7 +21,8 @@ struct bw_breaker {
 	int64_t open_until_ms;
 };
 
-void bw_breaker_init(struct bw_breaker *b, int threshold, int64_t cooldown_ms, int64_t max_cooldown_ms);
+void bw_breaker_init(struct bw_breaker *b, int threshold, int64_t cooldown_ms,
+                     int64_t max_cooldown_ms);
 /* May a call go out now? Moves open → half-open when the cooldown passed. */
 bool bw_breaker_allow(struct bw_breaker *b, int64_t now_ms);
 void bw_breaker_success(struct bw_breaker *b);

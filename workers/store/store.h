@@ -18,10 +18,10 @@ enum bw_dep { BW_DEP_POSTGRES, BW_DEP_REDIS, BW_DEP_REDIS_CACHE, BW_DEP_MONGO, B
 enum bw_breaker_state { BW_BREAKER_CLOSED = 0, BW_BREAKER_OPEN = 1, BW_BREAKER_HALF_OPEN = 2 };
 
 struct bw_dep_status {
-	bool up;                     /* the last check succeeded */
+	bool up; /* the last check succeeded */
 	enum bw_breaker_state breaker;
-	int64_t latency_us;          /* of the check, -1 when not attempted */
-	char error[128];             /* empty when up */
+	int64_t latency_us; /* of the check, -1 when not attempted */
+	char error[128];    /* empty when up */
 };
 
 /* Stores the config pointer; opens nothing that can block for long. Never fails
