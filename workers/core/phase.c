@@ -17,11 +17,17 @@ bw_phase_set(const char *phase)
 {
 	if (phase_target == NULL || phase_len == 0)
 		return;
-	/* Byte by byte with a terminator first: a reader never sees an unterminated string. */
-	size_t n = strlen(phase);
-	if (n >= phase_len)
-		n = phase_len - 1;
-	phase_target[n] = '\0';
-	memcpy(phase_target, phase, n);
-	phase_target[n] = '\0';
+	bw_shared_strcpy(phase_target, phase_len, phase);
+}
+
+void
+bw_shared_strcpy(char *dst, size_t len, const char *src)
+{
+	/* Terminator first: a reader in another process never sees an unterminated string. */
+	size_t n = strlen(src);
+	if (n >= len)
+		n = len - 1;
+	dst[n] = '\0';
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }

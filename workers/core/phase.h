@@ -9,5 +9,7 @@
 
 void bw_phase_bind(char *target, size_t len);
 void bw_phase_set(const char *phase);
+/* Bounded copy into memory another process reads (the scoreboard). */
+void bw_shared_strcpy(char *dst, size_t len, const char *src);
 
 #endif

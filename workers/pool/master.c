@@ -331,6 +331,25 @@ start_reload(struct bw_master *m)
 	        m->next_cfg.workers);
 }
 
+/* Stops up to n workers of generation gen after their current request;
+ * their slots are not refilled. */
+static void
+retire(struct bw_master *m, uint32_t gen, int n)
+{
+	for (int i = 0; i < BW_SB_SLOTS && n > 0; i++) {
+		struct bw_child *c = &m->children[i];
+		if (c->want_gen != gen)
+			continue;
+		c->want_gen = 0;
+		c->respawn_at_ms = 0;
+		if (c->pid > 0) {
+			c->retiring = true;
+			kill(c->pid, SIGTERM);
+		}
+		n--;
+	}
+}
+
 static void
 finish_reload(struct bw_master *m, bool ok)
 {
@@ -343,17 +362,7 @@ finish_reload(struct bw_master *m, bool ok)
 		bw_info("reload: generation %u is serving", m->generation);
 	} else {
 		/* Roll back: stop the new generation, refill the old one. */
-		for (int i = 0; i < BW_SB_SLOTS; i++) {
-			struct bw_child *c = &m->children[i];
-			if (c->want_gen != m->reload_gen)
-				continue;
-			c->want_gen = 0;
-			c->respawn_at_ms = 0;
-			if (c->pid > 0) {
-				c->retiring = true;
-				kill(c->pid, SIGTERM);
-			}
-		}
+		retire(m, m->reload_gen, BW_SB_SLOTS);
 		m->state = BW_MASTER_RUNNING; /* cfg_for() must now pick the old config */
 		int have = count_gen(m, m->generation, false);
 		for (int i = 0; have < m->cfg.workers && i < BW_SB_SLOTS; i++) {
@@ -376,23 +385,6 @@ finish_reload(struct bw_master *m, bool ok)
 }
 
 static void
-retire_one_old(struct bw_master *m)
-{
-	for (int i = 0; i < BW_SB_SLOTS; i++) {
-		struct bw_child *c = &m->children[i];
-		if (c->want_gen != m->generation)
-			continue;
-		c->want_gen = 0;
-		c->respawn_at_ms = 0;
-		if (c->pid > 0) {
-			c->retiring = true;
-			kill(c->pid, SIGTERM);
-		}
-		return;
-	}
-}
-
-static void
 step_reload(struct bw_master *m, int64_t now)
 {
 	int want_new = m->next_cfg.workers;
@@ -410,7 +402,7 @@ step_reload(struct bw_master *m, int64_t now)
 	/* Retire an old worker whenever the rest still cover N: each new ready
 	 * worker lets one old one go, and a shrinking pool sheds the surplus. */
 	while (old_left > 0 && old_left - 1 + ready_new >= want_new) {
-		retire_one_old(m);
+		retire(m, m->generation, 1);
 		old_left--;
 	}
 	/* Processes (old ones still finishing included) stay within N + surge,

@@ -60,23 +60,12 @@ bw_slot_set_state(struct bw_slot *s, enum bw_slot_state st)
 		s->state = (uint8_t)st;
 }
 
-static void
-copy_str(char *dst, size_t len, const char *src)
-{
-	size_t n = strlen(src);
-	if (n >= len)
-		n = len - 1;
-	dst[n] = '\0';
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 void
 bw_slot_begin(struct bw_slot *s, const char *route)
 {
 	if (s == NULL)
 		return;
-	copy_str(s->route, sizeof(s->route), route);
+	bw_shared_strcpy(s->route, sizeof(s->route), route);
 	s->phase[0] = '\0';
 	s->request_start_us = bw_now_us();
 	s->state = BW_SLOT_BUSY;
