@@ -47,6 +47,13 @@ const struct bw_config_key bw_config_keys[] = {
         "libfcgi lingering-close poll (default 2000 stalls every close)"),
     KEY(postgres, BW_CONF_STRING, "host=/var/run/postgresql dbname=bulwark", 0, 0,
         "libpq connection string"),
+    KEY(postgres_owner, BW_CONF_STRING, "", 0, 0,
+        "libpq connection string of the schema owner, for migrate, tenant and key; empty = "
+        "postgres"),
+    KEY(schema_dir, BW_CONF_STRING, "", 0, 0,
+        "where bulwark migrate finds its files; empty = the installed share/bulwark/schema"),
+    KEY(migrate_lock_timeout_ms, BW_CONF_INT, "2000", 10, 600000,
+        "lock_timeout of each migration; a file that cannot get its locks is retried"),
     KEY(redis, BW_CONF_STRING, "127.0.0.1:6379", 0, 0,
         "Redis for rate limits and key records: host:port or unix path"),
     KEY(redis_cache, BW_CONF_STRING, "", 0, 0, "Redis for the cache; empty = same as redis"),
@@ -302,6 +309,19 @@ load_env(struct bw_config *cfg, char *err, size_t errlen)
 }
 
 static int
+default_empty(char **field, const char *value)
+{
+	if ((*field)[0] != '\0')
+		return 0;
+	char *copy = strdup(value);
+	if (copy == NULL)
+		return -1;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+static int
 check(struct bw_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->listen[0] == '\0') {
@@ -324,12 +344,12 @@ check(struct bw_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "status_listen: must differ from listen");
 		return -1;
 	}
-	if (cfg->redis_cache[0] == '\0') {
-		char *copy = strdup(cfg->redis);
-		if (copy == NULL)
-			return -1;
-		free(cfg->redis_cache);
-		cfg->redis_cache = copy;
+	/* Keys whose empty value means "the same as another". */
+	if (default_empty(&cfg->postgres_owner, cfg->postgres) < 0 ||
+	    default_empty(&cfg->schema_dir, BW_SCHEMA_DIR) < 0 ||
+	    default_empty(&cfg->redis_cache, cfg->redis) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
 	return 0;
 }

@@ -26,6 +26,9 @@ struct bw_config {
 	int fcgi_keeper_timeout_ms;
 	int fcgi_close_timeout_ms;
 	char *postgres;
+	char *postgres_owner;
+	char *schema_dir;
+	int migrate_lock_timeout_ms;
 	char *redis;
 	char *redis_cache;
 	char *mongo;

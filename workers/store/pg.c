@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -30,6 +31,7 @@ static struct {
 	pid_t pid; /* process that opened conn */
 	struct bw_breaker breaker;
 	char version[16];
+	const char *conninfo; /* overrides cfg->postgres (CLI commands) */
 } pg;
 
 /* First line of a libpq message, prefixed; libpq ends its messages with a
@@ -124,7 +126,9 @@ pg_connect(int64_t deadline_ms, char *err, size_t errlen)
 	    NULL,
 	};
 	const char *const values[] = {
-	    "bulwark", "1", "10", "5", "3", user_timeout, options, cfg->postgres, NULL,
+	    "bulwark", "1",          "10",    "5",
+	    "3",       user_timeout, options, pg.conninfo != NULL ? pg.conninfo : cfg->postgres,
+	    NULL,
 	};
 
 	c = PQconnectStartParams(keys, values, 1);
@@ -171,13 +175,15 @@ fail:
  * result, or the first error result (caller PQclears it), or NULL with err
  * set when the connection failed or the deadline passed (*timed_out). */
 static PGresult *
-pg_run(PGconn *c, const char *sql, int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
+pg_run_params(PGconn *c, const char *sql, int nparams, const char *const *params,
+              int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
 {
 	PGresult *res = NULL, *r;
 	int w = 1, f;
 
 	*timed_out = false;
-	if (!PQsendQuery(c, sql))
+	if (nparams == 0 ? !PQsendQuery(c, sql)
+	                 : !PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0))
 		goto fail;
 	/* Non-blocking mode may leave part of the query queued. */
 	while ((f = PQflush(c)) != 0) {
@@ -219,6 +225,12 @@ fail:
 	}
 	PQclear(res);
 	return NULL;
+}
+
+static PGresult *
+pg_run(PGconn *c, const char *sql, int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
+{
+	return pg_run_params(c, sql, 0, NULL, deadline_ms, timed_out, err, errlen);
 }
 
 static void
@@ -313,6 +325,108 @@ bw_pg_ping(int timeout_ms, char *err, size_t errlen)
 fail:
 	pg_failed(err);
 	return -1;
+}
+
+static void
+clear_result(void *p)
+{
+	PQclear(p);
+}
+
+int
+bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
+            int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err)
+{
+	int64_t now = bw_now_ms();
+	PGresult *res = NULL;
+	bool reused, timed_out;
+	char msg[256];
+
+	memset(out, 0, sizeof(*out));
+	memset(err, 0, sizeof(*err));
+	if (timeout_ms <= 0)
+		timeout_ms = pg.cfg->pg_statement_timeout_ms + pg.cfg->connect_timeout_ms;
+	int64_t deadline = now + timeout_ms;
+	if (!bw_breaker_allow(&pg.breaker, now)) {
+		err->kind = BW_PG_ERR_REFUSED;
+		err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, now);
+		snprintf(err->message, sizeof(err->message), "postgres unavailable (breaker open)");
+		return -1;
+	}
+	pg_forget_foreign();
+	for (;;) {
+		reused = pg.conn != NULL;
+		if (!reused) {
+			int64_t cdl = now + pg.cfg->connect_timeout_ms;
+			if (pg_connect(cdl < deadline ? cdl : deadline, msg, sizeof(msg)) < 0)
+				goto conn_fail;
+		}
+		bool in_tx = PQtransactionStatus(pg.conn) != PQTRANS_IDLE;
+		res = pg_run_params(pg.conn, sql, nparams, params, deadline, &timed_out, msg,
+		                    sizeof(msg));
+		if (res != NULL)
+			break;
+		pg_drop();
+		now = bw_now_ms();
+		/* Retry only a stale connection that failed at once, outside a
+		 * transaction: inside one, the transaction is gone with it. */
+		if (!reused || in_tx || timed_out || now >= deadline)
+			goto conn_fail;
+	}
+	pg_succeeded();
+	if (a != NULL)
+		bw_arena_defer(a, clear_result, res);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		err->kind = BW_PG_ERR_SQL;
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s",
+		         state != NULL ? state : "XX000");
+		set_err(err->message, sizeof(err->message), "", PQresultErrorMessage(res));
+		if (a == NULL)
+			PQclear(res);
+		return -1;
+	}
+	out->res = res;
+	out->nrows = PQntuples(res);
+	out->ncols = PQnfields(res);
+	snprintf(out->cmd_tuples, sizeof(out->cmd_tuples), "%s", PQcmdTuples(res));
+	return 0;
+conn_fail:
+	pg_failed(msg);
+	err->kind = BW_PG_ERR_CONN;
+	err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, bw_now_ms());
+	snprintf(err->message, sizeof(err->message), "%s", msg);
+	return -1;
+}
+
+const char *
+bw_pg_get(const struct bw_pg_result *r, int row, int col)
+{
+	if (r->res == NULL || row < 0 || row >= r->nrows || col < 0 || col >= r->ncols ||
+	    PQgetisnull(r->res, row, col))
+		return NULL;
+	return PQgetvalue(r->res, row, col);
+}
+
+bool
+bw_pg_in_transaction(void)
+{
+	return pg.conn != NULL && PQtransactionStatus(pg.conn) != PQTRANS_IDLE;
+}
+
+void
+bw_pg_reset(void)
+{
+	pg_forget_foreign();
+	pg_drop();
+}
+
+void
+bw_pg_use_conninfo(const char *conninfo)
+{
+	pg.conninfo = conninfo;
+	pg_drop();
 }
 
 const struct bw_breaker *

@@ -5,7 +5,9 @@
 #ifndef BW_PG_H
 #define BW_PG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/breaker.h"
 
@@ -30,5 +32,44 @@ void bw_pg_close(void);
 int bw_pg_ping(int timeout_ms, char *err, size_t errlen);
 
 const struct bw_breaker *bw_pg_breaker(void);
+
+/* Queries. A result's rows are text; the PGresult belongs to the arena. */
+struct bw_arena;
+
+struct bw_pg_result {
+	int nrows, ncols;
+	void *res;           /* PGresult */
+	char cmd_tuples[24]; /* rows affected by INSERT/UPDATE/DELETE */
+};
+
+enum bw_pg_err_kind {
+	BW_PG_ERR_SQL = 1, /* the server answered with an error: see sqlstate */
+	BW_PG_ERR_CONN,    /* the connection failed or the call timed out */
+	BW_PG_ERR_REFUSED, /* breaker open: nothing was sent */
+};
+
+struct bw_pg_error {
+	enum bw_pg_err_kind kind;
+	char sqlstate[6];
+	char message[256];
+	int64_t retry_after_ms; /* for REFUSED / CONN: when to try again */
+};
+
+/* Runs sql with text parameters ($1 …). With nparams == 0 the simple
+ * protocol is used, so sql may hold several statements (migrations).
+ * timeout_ms bounds the whole call (connect included); 0 = statement
+ * timeout + connect timeout. Returns 0, or -1 with err filled. A stale kept
+ * connection outside a transaction is replaced and the call retried once. */
+int bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
+                int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err);
+/* Value of row/col, or NULL for SQL NULL or out of range. */
+const char *bw_pg_get(const struct bw_pg_result *r, int row, int col);
+/* True while the connection is inside a transaction block. */
+bool bw_pg_in_transaction(void);
+/* Drops the connection (after a failed transaction, or to switch users). */
+void bw_pg_reset(void);
+/* Commands other than serve (migrate, tenant, key) connect with this
+ * conninfo instead of cfg->postgres. Call before the first query. */
+void bw_pg_use_conninfo(const char *conninfo);
 
 #endif
