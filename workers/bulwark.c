@@ -15,6 +15,12 @@ static const struct {
 } commands[] = {
     {"serve", bw_cmd_serve,
      "serve [-c FILE] [-t]   run the master and its workers; -t checks the config"},
+    {"migrate", bw_cmd_migrate,
+     "migrate [-c FILE] up|status|lint [--dir DIR]   apply, list or lint schema/ migrations"},
+    {"tenant", bw_cmd_tenant,
+     "tenant create NAME [--rate R --burst B]   a tenant and its first API key"},
+    {"key", bw_cmd_key,
+     "key create --tenant ID [--scopes a,b] [--rate R --burst B] | key revoke KEY_ID"},
     {"version", bw_cmd_version, "version                this version and the library versions"},
     {"config-keys", bw_cmd_config_keys,
      "config-keys            the configuration keys as a Markdown table"},
@@ -38,7 +44,7 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "help") == 0)
 		return usage(stdout);
 	if (strcmp(argv[1], "--version") == 0)
-		return commands[1].run(argc - 1, argv + 1);
+		return bw_cmd_version(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);

@@ -6,6 +6,7 @@
 
 void bw_api_healthz(struct bw_request *req);
 void bw_api_readyz(struct bw_request *req);
+void bw_api_whoami(struct bw_request *req);
 
 #ifdef BW_TEST_ROUTES
 void bw_api_test_sleep(struct bw_request *req);

@@ -68,6 +68,21 @@ const struct bw_config_key bw_config_keys[] = {
     KEY(breaker_cooldown_ms, BW_CONF_INT, "250", 10, 60000,
         "time an open breaker waits before one probe"),
     KEY(cache_ttl_s, BW_CONF_INT, "60", 1, 86400, "cache-aside TTL (jittered)"),
+    KEY(ratelimit_on_redis_error, BW_CONF_STRING, "local", 0, 0,
+        "when Redis fails: local (host-wide limiter in shared memory), open (allow) or closed "
+        "(503)"),
+    KEY(ratelimit_hosts, BW_CONF_INT, "1", 1, 1000,
+        "hosts sharing the limits: the local fallback allows rate and burst divided by this"),
+    KEY(auth_fail_rate, BW_CONF_INT, "10", 1, 100000,
+        "failed authentications per second allowed from one client address (IPv6: per /64)"),
+    KEY(auth_fail_burst, BW_CONF_INT, "100", 1, 1000000,
+        "burst of failed authentications per address"),
+    KEY(key_cache_ttl_s, BW_CONF_INT, "3600", 1, 604800,
+        "how long Redis keeps a cached API key record"),
+    KEY(negative_cache_ttl_ms, BW_CONF_INT, "5000", 100, 3600000,
+        "how long an unknown key id is remembered as unknown"),
+    KEY(revoked_ttl_s, BW_CONF_INT, "604800", 60, 31536000,
+        "how long the tombstone of a revoked key stays in Redis"),
     KEY(body_limit, BW_CONF_SIZE, "1m", 1, 67108864,
         "largest request body a route accepts unless it sets its own"),
     KEY(log_level, BW_CONF_LOGLEVEL, "info", 0, 0, "debug, info, warn or error"),
@@ -342,6 +357,14 @@ check(struct bw_config *cfg, char *err, size_t errlen)
 	}
 	if (strcmp(cfg->status_listen, cfg->listen) == 0) {
 		snprintf(err, errlen, "status_listen: must differ from listen");
+		return -1;
+	}
+	const char *mode = cfg->ratelimit_on_redis_error;
+	if (strcmp(mode, "local") != 0 && strcmp(mode, "open") != 0 &&
+	    strcmp(mode, "closed") != 0) {
+		snprintf(err, errlen,
+		         "ratelimit_on_redis_error: must be local, open or closed (got \"%s\")",
+		         mode);
 		return -1;
 	}
 	/* Keys whose empty value means "the same as another". */

@@ -40,6 +40,13 @@ struct bw_config {
 	int breaker_threshold;
 	int breaker_cooldown_ms;
 	int cache_ttl_s;
+	char *ratelimit_on_redis_error;
+	int ratelimit_hosts;
+	int auth_fail_rate;
+	int auth_fail_burst;
+	int key_cache_ttl_s;
+	int negative_cache_ttl_ms;
+	int revoked_ttl_s;
 	long body_limit;
 	int log_level;
 	char *log_file;

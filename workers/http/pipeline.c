@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/phase.h"
+#include "http/auth.h"
 #include "http/pipeline.h"
 #include "http/response.h"
 #include "http/router.h"
@@ -62,6 +63,11 @@ run(struct bw_request *req)
 	}
 	const struct bw_route *r = req->route;
 	bw_slot_begin(bw_scoreboard_mine(), r->name);
+	if (r->flags & BW_ROUTE_AUTH) {
+		bw_phase_set("auth");
+		if (bw_auth_request(req) < 0)
+			return;
+	}
 	if (r->flags & BW_ROUTE_JSON_BODY) {
 		long limit = r->body_limit > 0 ? r->body_limit : req->cfg->body_limit;
 		bw_phase_set("reading");

@@ -16,6 +16,27 @@ struct bw_config;
 
 #define BW_MAX_PATH_PARAMS 4
 
+/* A rate policy as applied to this request (for headers and whoami). */
+struct bw_policy_state {
+	const char *name; /* "key", "tenant" */
+	const char *rate; /* as configured, e.g. "0.5" */
+	int64_t burst;
+	int64_t interval_us;
+	int64_t remaining;
+	int64_t reset_us;
+	int64_t retry_us;
+};
+
+/* Who is calling, once auth.c has accepted the API key. */
+struct bw_identity {
+	bool authenticated;
+	const char *tenant_id;
+	const char *key_id;
+	const char *scopes; /* comma-separated */
+	int npolicies;
+	struct bw_policy_state policies[2];
+};
+
 struct bw_request {
 	struct bw_arena *arena;
 	const struct bw_config *cfg;
@@ -37,6 +58,8 @@ struct bw_request {
 
 	char *body;
 	size_t body_len;
+
+	struct bw_identity who;
 
 	/* The response. */
 	int status;

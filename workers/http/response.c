@@ -55,16 +55,13 @@ bw_resp_json(struct bw_request *req, int status)
 	req->out_type = "application/json";
 }
 
-void
-bw_resp_problem(struct bw_request *req, int status, const char *code, const char *fmt, ...)
+static void
+problem(struct bw_request *req, int status, const char *code, const char *extra, const char *fmt,
+        va_list ap)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
 	char *detail = bw_arena_vprintf(req->arena, fmt, ap);
-	va_end(ap);
-
 	struct bw_buf *b = &req->body_out;
+
 	bw_buf_reset(b);
 	bw_buf_puts(b, "{");
 	bw_json_key(b, "type", true);
@@ -76,9 +73,34 @@ bw_resp_problem(struct bw_request *req, int status, const char *code, const char
 	bw_json_kv_int(b, "status", status, false);
 	bw_json_kv_str(b, "detail", detail != NULL ? detail : "", false);
 	bw_json_kv_str(b, "code", code, false);
+	if (extra != NULL && extra[0] != '\0') {
+		bw_buf_putc(b, ',');
+		bw_buf_puts(b, extra);
+	}
 	bw_json_kv_str(b, "request_id", req->request_id, false);
 	bw_buf_puts(b, "}");
 	req->status = status;
 	req->code = code;
 	req->out_type = "application/problem+json";
+}
+
+void
+bw_resp_problem(struct bw_request *req, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	problem(req, status, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+bw_resp_problem_ex(struct bw_request *req, int status, const char *code, const char *extra,
+                   const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	problem(req, status, code, extra, fmt, ap);
+	va_end(ap);
 }

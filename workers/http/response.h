@@ -13,4 +13,9 @@ void bw_resp_json(struct bw_request *req, int status);
 void bw_resp_problem(struct bw_request *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The same with extra members: `extra` is a JSON fragment ("\"k\":v,…")
+ * placed before request_id. */
+void bw_resp_problem_ex(struct bw_request *req, int status, const char *code, const char *extra,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 #endif

@@ -16,6 +16,7 @@
 const struct bw_route bw_routes[] = {
     ROUTE("GET", "/healthz", bw_api_healthz, 0, 0, NULL),
     ROUTE("GET", "/readyz", bw_api_readyz, 0, 0, NULL),
+    ROUTE("GET", "/v1/whoami", bw_api_whoami, BW_ROUTE_AUTH, 0, NULL),
 #ifdef BW_TEST_ROUTES
     ROUTE("GET", "/test/sleep", bw_api_test_sleep, 0, 0, NULL),
     ROUTE("POST", "/test/echo", bw_api_test_echo, BW_ROUTE_JSON_BODY, 0, NULL),

@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/router.h"
+#include "pool/limiter.h"
 #include "pool/master.h"
 #include "pool/worker.h"
 
@@ -604,7 +605,7 @@ bw_master_run(const char *config_file, struct bw_config *cfg)
 		fcntl(m->status_fd, F_SETFL, O_NONBLOCK);
 	}
 	m->sb = bw_scoreboard_create();
-	if (m->sb == NULL) {
+	if (m->sb == NULL || bw_limiter_setup() < 0) {
 		bw_error("cannot map the scoreboard: %s", strerror(errno));
 		goto out;
 	}

@@ -12,10 +12,14 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "store/redis.h"
+
+/* The function library (workers/lua/bulwark.lua), generated at build time. */
+#include "lua/bulwark_lua.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -279,6 +283,165 @@ fail:
 		freeReplyObject(reply);
 	link_failed(l, err);
 	return -1;
+}
+
+/* Deep copy of a hiredis reply into the arena. */
+static struct bw_redis_reply *
+copy_reply(struct bw_arena *a, const redisReply *r)
+{
+	struct bw_redis_reply *out = bw_arena_calloc(a, 1, sizeof(*out));
+
+	if (out == NULL)
+		return NULL;
+	switch (r->type) {
+	case REDIS_REPLY_INTEGER:
+		out->type = BW_REDIS_INTEGER;
+		out->integer = r->integer;
+		break;
+	case REDIS_REPLY_STRING:
+	case REDIS_REPLY_STATUS:
+	case REDIS_REPLY_ERROR:
+		out->type = r->type == REDIS_REPLY_ERROR ? BW_REDIS_ERROR : BW_REDIS_STRING;
+		out->str = bw_arena_strndup(a, r->str, r->len);
+		out->len = r->len;
+		if (out->str == NULL)
+			return NULL;
+		break;
+	case REDIS_REPLY_ARRAY:
+		out->type = BW_REDIS_ARRAY;
+		out->n = r->elements;
+		out->elem = bw_arena_calloc(a, r->elements ? r->elements : 1, sizeof(*out->elem));
+		if (out->elem == NULL)
+			return NULL;
+		for (size_t i = 0; i < r->elements; i++) {
+			struct bw_redis_reply *e = copy_reply(a, r->element[i]);
+			if (e == NULL)
+				return NULL;
+			out->elem[i] = *e;
+		}
+		break;
+	default:
+		out->type = BW_REDIS_NIL;
+		break;
+	}
+	return out;
+}
+
+/* One command on l with the link's command timeout. NULL on an I/O failure
+ * (err filled, context dropped). */
+static redisReply *
+link_command(struct redis_link *l, int argc, const char **argv, char *err, size_t errlen)
+{
+	redisReply *r = redisCommandArgv(l->ctx, argc, argv, NULL);
+	int saved = errno;
+
+	if (r != NULL)
+		return r;
+	if (l->ctx->err == REDIS_ERR_IO && (saved == EAGAIN || saved == EWOULDBLOCK))
+		snprintf(err, errlen, "%s: timed out after %d ms", argv[0],
+		         rd.cfg->redis_timeout_ms);
+	else
+		snprintf(err, errlen, "%s: %s", argv[0], l->ctx->errstr);
+	link_drop(l);
+	return NULL;
+}
+
+static bool
+function_missing(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found") != NULL;
+}
+
+int
+bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
+               const char *const *keys, int nargs, const char *const *args,
+               struct bw_redis_reply **out, char *err, size_t errlen)
+{
+	struct redis_link *l = link_of(dep);
+	int64_t now = bw_now_ms();
+	const char *argv[3 + BW_REDIS_MAX_KEYS + BW_REDIS_MAX_ARGS];
+	char nk[16];
+	redisReply *r = NULL;
+
+	*out = NULL;
+	err[0] = '\0';
+	if (rd.cfg == NULL || l == NULL || nkeys > BW_REDIS_MAX_KEYS || nargs > BW_REDIS_MAX_ARGS) {
+		snprintf(err, errlen, "%s: too many keys or arguments", fn);
+		return -1;
+	}
+	if (!bw_breaker_allow(&l->breaker, now)) {
+		snprintf(err, errlen, "breaker open");
+		return BW_REDIS_REFUSED;
+	}
+	link_forget_foreign(l);
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	int argc = 0;
+	argv[argc++] = "FCALL";
+	argv[argc++] = fn;
+	argv[argc++] = nk;
+	for (int i = 0; i < nkeys; i++)
+		argv[argc++] = keys[i];
+	for (int i = 0; i < nargs; i++)
+		argv[argc++] = args[i];
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool reused = l->ctx != NULL;
+		if (!reused) {
+			if (link_connect(l, rd.cfg->connect_timeout_ms, err, errlen) < 0)
+				goto fail;
+		}
+		/* Set on every use: a reconnect starts without it (hiredis 0.14). */
+		if (redisSetTimeout(l->ctx, ms_to_tv(rd.cfg->redis_timeout_ms)) != REDIS_OK) {
+			snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
+			link_drop(l);
+			goto fail;
+		}
+		r = link_command(l, argc, argv, err, errlen);
+		if (r == NULL) {
+			/* A kept connection may be stale after a server restart. */
+			if (reused && attempt == 0)
+				continue;
+			goto fail;
+		}
+		if (!function_missing(r))
+			break;
+		freeReplyObject(r);
+		r = NULL;
+		const char *load[] = {"FUNCTION", "LOAD", "REPLACE", bw_lua_library};
+		redisReply *lr = link_command(l, 4, load, err, errlen);
+		if (lr == NULL)
+			goto fail;
+		bool failed = lr->type == REDIS_REPLY_ERROR;
+		if (failed)
+			snprintf(err, errlen, "FUNCTION LOAD: %s", lr->str);
+		freeReplyObject(lr);
+		if (failed)
+			goto fail;
+		bw_info("%s: loaded the bulwark function library", l->name);
+	}
+	if (r == NULL) {
+		snprintf(err, errlen, "%s: function library could not be loaded", fn);
+		goto fail;
+	}
+	*out = copy_reply(a, r);
+	freeReplyObject(r);
+	if (*out == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	link_succeeded(l);
+	return 0;
+fail:
+	link_failed(l, err);
+	return -1;
+}
+
+int64_t
+bw_redis_retry_after_ms(enum bw_dep dep)
+{
+	struct redis_link *l = link_of(dep);
+
+	return l != NULL ? bw_breaker_retry_after_ms(&l->breaker, bw_now_ms()) : 0;
 }
 
 const struct bw_breaker *

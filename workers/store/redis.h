@@ -7,6 +7,7 @@
 #define BW_REDIS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/breaker.h"
 #include "store/store.h"
@@ -30,6 +31,41 @@ void bw_redis_close(void);
  * connection that fails at once (server restarted) is replaced and the
  * PING retried once within the same budget. */
 int bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen);
+
+/* A reply copied into the caller's arena: hiredis types never leave redis.c. */
+enum bw_redis_type {
+	BW_REDIS_NIL,
+	BW_REDIS_INTEGER,
+	BW_REDIS_STRING, /* bulk or status */
+	BW_REDIS_ARRAY,
+	BW_REDIS_ERROR, /* the server answered with an error: str holds it */
+};
+
+struct bw_redis_reply {
+	enum bw_redis_type type;
+	long long integer;
+	const char *str; /* NUL-terminated */
+	size_t len;
+	size_t n;
+	struct bw_redis_reply *elem;
+};
+
+struct bw_arena;
+
+#define BW_REDIS_MAX_KEYS 8
+#define BW_REDIS_MAX_ARGS 32
+
+/* FCALL fn with keys and args (all NUL-terminated strings) on dep, loading
+ * the embedded function library first when Redis does not have it (after a
+ * restart or a FLUSHALL). Bounded by redis_timeout_ms. Returns 0 with *out
+ * set (possibly an error reply: the server is up), -1 on an I/O failure or
+ * timeout (breaker told, connection dropped), BW_REDIS_REFUSED when the
+ * breaker is open. */
+int bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
+                   const char *const *keys, int nargs, const char *const *args,
+                   struct bw_redis_reply **out, char *err, size_t errlen);
+/* Milliseconds until dep's breaker lets a call through (0 when closed). */
+int64_t bw_redis_retry_after_ms(enum bw_dep dep);
 
 /* NULL for a dep that is not a Redis one. */
 const struct bw_breaker *bw_redis_breaker(enum bw_dep dep);

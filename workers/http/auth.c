@@ -1,0 +1,472 @@
+/* The auth path. Redis first (bw_auth in workers/lua/bulwark.lua); on a
+ * cache miss PostgreSQL fills Redis and the call is made once more. When
+ * Redis fails, the key is checked in PostgreSQL and the limits come from
+ * ratelimit_on_redis_error: the host-local table, allow, or 503. An error
+ * is never answered with 429. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/phase.h"
+#include "core/secret.h"
+#include "http/auth.h"
+#include "http/response.h"
+#include "http/router.h"
+#include "pool/limiter.h"
+#include "store/pg.h"
+#include "store/redis.h"
+
+/* What PostgreSQL says about a key. */
+struct key_record {
+	bool found;
+	bool revoked;
+	const char *tenant_id;
+	const char *sha;
+	const char *scopes;
+	const char *key_rate, *tenant_rate;
+	int64_t key_burst, tenant_burst;
+};
+
+enum lookup { LOOKUP_OK, LOOKUP_DOWN };
+
+void
+bw_client_prefix(const char *addr, char *out, size_t outlen)
+{
+	unsigned char a6[16];
+
+	if (addr == NULL || addr[0] == '\0') {
+		snprintf(out, outlen, "unknown");
+		return;
+	}
+	if (strchr(addr, ':') != NULL && inet_pton(AF_INET6, addr, a6) == 1) {
+		char text[INET6_ADDRSTRLEN];
+		memset(a6 + 8, 0, 8);
+		inet_ntop(AF_INET6, a6, text, sizeof(text));
+		snprintf(out, outlen, "%s/64", text);
+		return;
+	}
+	snprintf(out, outlen, "%s", addr);
+}
+
+static int64_t
+interval_of(const char *rate)
+{
+	double r = rate != NULL ? strtod(rate, NULL) : 0;
+	if (!(r > 0))
+		return 1000000;
+	int64_t iv = llround(1e6 / r);
+	return iv > 0 ? iv : 1;
+}
+
+static int64_t
+ceil_s(int64_t us)
+{
+	return (us + 999999) / 1000000;
+}
+
+static void
+set_rate_headers(struct bw_request *req)
+{
+	struct bw_identity *w = &req->who;
+	struct bw_buf pol, cur;
+	int strict = 0;
+
+	bw_buf_init(&pol, req->arena);
+	bw_buf_init(&cur, req->arena);
+	for (int i = 0; i < w->npolicies; i++) {
+		const struct bw_policy_state *p = &w->policies[i];
+		bw_buf_printf(&pol, "%s\"%s\";q=%lld;w=%lld", i ? ", " : "", p->name,
+		              (long long)p->burst, (long long)ceil_s(p->burst * p->interval_us));
+		bw_buf_printf(&cur, "%s\"%s\";r=%lld;t=%lld", i ? ", " : "", p->name,
+		              (long long)p->remaining, (long long)ceil_s(p->reset_us));
+		const struct bw_policy_state *s = &w->policies[strict];
+		if (p->remaining < s->remaining ||
+		    (p->remaining == s->remaining && p->reset_us > s->reset_us))
+			strict = i;
+	}
+	if (w->npolicies == 0)
+		return;
+	const struct bw_policy_state *s = &w->policies[strict];
+	char num[32];
+	bw_resp_header(req, "RateLimit-Policy", bw_buf_cstr(&pol));
+	bw_resp_header(req, "RateLimit", bw_buf_cstr(&cur));
+	snprintf(num, sizeof(num), "%lld", (long long)s->burst);
+	bw_resp_header(req, "RateLimit-Limit", num);
+	snprintf(num, sizeof(num), "%lld", (long long)s->remaining);
+	bw_resp_header(req, "RateLimit-Remaining", num);
+	snprintf(num, sizeof(num), "%lld", (long long)ceil_s(s->reset_us));
+	bw_resp_header(req, "RateLimit-Reset", num);
+}
+
+static void
+retry_after(struct bw_request *req, int64_t us)
+{
+	char num[32];
+	int64_t s = ceil_s(us);
+
+	snprintf(num, sizeof(num), "%lld", (long long)(s < 1 ? 1 : s));
+	bw_resp_header(req, "Retry-After", num);
+}
+
+static void
+too_many(struct bw_request *req, const char *policy, int64_t retry_us)
+{
+	char extra[128];
+
+	retry_after(req, retry_us);
+	snprintf(extra, sizeof(extra), "\"retry_after_ms\":%lld,\"policy\":\"%s\"",
+	         (long long)((retry_us + 999) / 1000), policy);
+	bw_resp_problem_ex(req, 429, "rate_limited", extra,
+	                   "rate limit \"%s\" exceeded; retry in %lld ms", policy,
+	                   (long long)((retry_us + 999) / 1000));
+}
+
+static void
+unauthorized(struct bw_request *req, const char *why)
+{
+	bw_resp_header(req, "WWW-Authenticate", "Bearer realm=\"bulwark\"");
+	bw_resp_problem(req, 401, "unauthorized", "%s", why);
+}
+
+static void
+unavailable(struct bw_request *req, const char *what, int64_t retry_ms)
+{
+	retry_after(req, retry_ms * 1000);
+	bw_resp_problem(req, 503, "dependency_unavailable", "%s is unavailable; retry shortly",
+	                what);
+}
+
+static const char *
+num(struct bw_arena *a, long long v)
+{
+	return bw_arena_printf(a, "%lld", v);
+}
+
+/* A failed authentication: negative-cache an unknown id, charge the
+ * client's bucket, answer 401 (or 429 once the bucket is empty). */
+static void
+auth_failed(struct bw_request *req, const char *id, const char *ip_key, const char *why,
+            bool unknown)
+{
+	const struct bw_config *cfg = req->cfg;
+	struct bw_redis_reply *r;
+	char err[160];
+	const char *neg =
+	    unknown && id != NULL ? bw_arena_printf(req->arena, "bwneg:{%s}", id) : "";
+	const char *keys[] = {neg, ip_key};
+	const char *args[] = {num(req->arena, cfg->negative_cache_ttl_ms),
+	                      num(req->arena, 1000000 / cfg->auth_fail_rate),
+	                      num(req->arena, cfg->auth_fail_burst), ""};
+
+	if (bw_redis_fcall(req->arena, BW_DEP_REDIS, "bw_auth_fail", 2, keys, 4, args, &r, err,
+	                   sizeof(err)) == 0 &&
+	    r->type == BW_REDIS_ARRAY && r->n == 2 && r->elem[0].integer == 0) {
+		too_many(req, "auth_failures", r->elem[1].integer);
+		return;
+	}
+	if (bw_redis_breaker(BW_DEP_REDIS)->state != BW_BREAKER_CLOSED) {
+		/* Redis is down: the host-local table counts failures instead. */
+		struct bw_gcra_policy p = {"auth_failures", ip_key, 1000000 / cfg->auth_fail_rate,
+		                           cfg->auth_fail_burst};
+		struct bw_gcra_result res;
+		if (bw_limiter_apply(&p, 1, &res) == 0) {
+			too_many(req, "auth_failures", res.retry_us);
+			return;
+		}
+	}
+	unauthorized(req, why);
+}
+
+/* Reads the key and its tenant as bulwark_app: row-level security lets the
+ * worker see one key by id (bulwark.key_id) before it knows the tenant. */
+static enum lookup
+pg_lookup(struct bw_request *req, const char *id, struct key_record *k, int64_t *retry_ms)
+{
+	struct bw_pg_result r;
+	struct bw_pg_error e;
+	struct bw_arena *a = req->arena;
+
+	memset(k, 0, sizeof(*k));
+	bw_phase_set("postgres");
+	const char *p1[] = {id};
+	if (bw_pg_query(a, "BEGIN READ ONLY", 0, NULL, 0, &r, &e) < 0)
+		goto fail;
+	if (bw_pg_query(a, "SELECT set_config('bulwark.key_id', $1, true)", 1, p1, 0, &r, &e) < 0 ||
+	    bw_pg_query(a,
+	                "SELECT tenant_id::text, encode(secret_sha256, 'hex'), "
+	                "array_to_string(scopes, ','), rate::text, burst, revoked_at IS NOT NULL "
+	                "FROM api_keys WHERE key_id = $1",
+	                1, p1, 0, &r, &e) < 0)
+		goto rollback;
+	if (r.nrows == 1) {
+		k->found = true;
+		k->tenant_id = bw_pg_get(&r, 0, 0);
+		k->sha = bw_pg_get(&r, 0, 1);
+		k->scopes = bw_pg_get(&r, 0, 2);
+		k->key_rate = bw_pg_get(&r, 0, 3);
+		k->key_burst = atoll(bw_pg_get(&r, 0, 4));
+		k->revoked = strcmp(bw_pg_get(&r, 0, 5), "t") == 0;
+		const char *p2[] = {k->tenant_id};
+		if (bw_pg_query(a, "SELECT set_config('bulwark.tenant_id', $1, true)", 1, p2, 0, &r,
+		                &e) < 0 ||
+		    bw_pg_query(a, "SELECT rate::text, burst FROM tenants WHERE id = $1", 1, p2, 0,
+		                &r, &e) < 0)
+			goto rollback;
+		if (r.nrows != 1) {
+			k->found = false; /* a key without its tenant is no key */
+		} else {
+			k->tenant_rate = bw_pg_get(&r, 0, 0);
+			k->tenant_burst = atoll(bw_pg_get(&r, 0, 1));
+		}
+	}
+	if (bw_pg_query(a, "COMMIT", 0, NULL, 0, &r, &e) < 0)
+		goto fail;
+	return LOOKUP_OK;
+rollback:
+	if (e.kind == BW_PG_ERR_SQL)
+		bw_pg_query(a, "ROLLBACK", 0, NULL, 0, &r, &(struct bw_pg_error){0});
+	else
+		bw_pg_reset();
+fail:
+	if (e.kind == BW_PG_ERR_SQL)
+		bw_error("api key lookup failed: %s: %s", e.sqlstate, e.message);
+	*retry_ms = e.retry_after_ms > 0 ? e.retry_after_ms : 1000;
+	return LOOKUP_DOWN;
+}
+
+/* Writes what PostgreSQL said into Redis (not over a tombstone). */
+static void
+fill(struct bw_request *req, const char *id, const struct key_record *k)
+{
+	struct bw_arena *a = req->arena;
+	struct bw_redis_reply *r;
+	char err[160];
+	const char *keys[] = {bw_arena_printf(a, "bwk:{%s}", id),
+	                      bw_arena_printf(a, "bwneg:{%s}", id)};
+	const char *args[] = {
+	    num(a, (long long)req->cfg->key_cache_ttl_s * 1000),
+	    "tenant",
+	    k->tenant_id,
+	    "sha",
+	    k->sha,
+	    "scopes",
+	    k->scopes,
+	    "kint",
+	    num(a, interval_of(k->key_rate)),
+	    "kburst",
+	    num(a, k->key_burst),
+	    "tint",
+	    num(a, interval_of(k->tenant_rate)),
+	    "tburst",
+	    num(a, k->tenant_burst),
+	    "krate",
+	    k->key_rate,
+	    "trate",
+	    k->tenant_rate,
+	};
+	bw_redis_fcall(a, BW_DEP_REDIS, "bw_key_fill", 2, keys,
+	               (int)(sizeof(args) / sizeof(args[0])), args, &r, err, sizeof(err));
+}
+
+static void
+set_identity(struct bw_request *req, const char *id, const char *tenant, const char *scopes)
+{
+	req->who.authenticated = true;
+	req->who.key_id = id;
+	req->who.tenant_id = tenant;
+	req->who.scopes = scopes != NULL ? scopes : "";
+}
+
+static void
+set_policy(struct bw_policy_state *p, const char *name, const char *rate, int64_t burst,
+           int64_t remaining, int64_t reset_us, int64_t retry_us)
+{
+	*p = (struct bw_policy_state){name,      rate,     burst,   interval_of(rate),
+	                              remaining, reset_us, retry_us};
+}
+
+/* Redis answered bw_auth with ok/limited: fills who and headers. Returns
+ * 0 when allowed. */
+static int
+from_redis(struct bw_request *req, const char *id, const struct bw_redis_reply *r)
+{
+	const struct bw_redis_reply *e = r->elem;
+	if (r->n != 13)
+		return -2;
+	set_identity(req, id, e[1].str, e[2].str);
+	req->who.npolicies = 2;
+	set_policy(&req->who.policies[0], "key", e[3].str, e[4].integer, e[7].integer, e[8].integer,
+	           e[9].integer);
+	set_policy(&req->who.policies[1], "tenant", e[5].str, e[6].integer, e[10].integer,
+	           e[11].integer, e[12].integer);
+	set_rate_headers(req);
+	if (strcmp(e[0].str, "ok") == 0)
+		return 0;
+	const struct bw_policy_state *v = &req->who.policies[e[9].integer > 0 ? 0 : 1];
+	too_many(req, v->name, v->retry_us);
+	return -1;
+}
+
+/* Redis is unreachable: PostgreSQL says who it is, the configured mode
+ * says how to limit. */
+static int
+degraded(struct bw_request *req, const char *id, const char *sha, const char *ip_key)
+{
+	const struct bw_config *cfg = req->cfg;
+	struct key_record k;
+	int64_t retry_ms;
+
+	if (strcmp(cfg->ratelimit_on_redis_error, "closed") == 0) {
+		unavailable(req, "the rate limiter", bw_redis_retry_after_ms(BW_DEP_REDIS) + 1);
+		return -1;
+	}
+	if (pg_lookup(req, id, &k, &retry_ms) != LOOKUP_OK) {
+		unavailable(req, "authentication", retry_ms);
+		return -1;
+	}
+	if (!k.found || k.revoked || k.sha == NULL || strlen(k.sha) != BW_SHA256_HEX_LEN ||
+	    !bw_ct_equal(k.sha, sha, BW_SHA256_HEX_LEN)) {
+		auth_failed(req, id, ip_key, "invalid API key", false);
+		return -1;
+	}
+	set_identity(req, id, k.tenant_id, k.scopes);
+	if (strcmp(cfg->ratelimit_on_redis_error, "open") == 0)
+		return 0;
+	int hosts = cfg->ratelimit_hosts;
+	struct bw_gcra_policy p[2] = {
+	    {"key", bw_arena_printf(req->arena, "k:%s", id), interval_of(k.key_rate) * hosts,
+	     k.key_burst / hosts > 0 ? k.key_burst / hosts : 1},
+	    {"tenant", bw_arena_printf(req->arena, "t:%s", k.tenant_id),
+	     interval_of(k.tenant_rate) * hosts,
+	     k.tenant_burst / hosts > 0 ? k.tenant_burst / hosts : 1},
+	};
+	struct bw_gcra_result res[2];
+	int rc = bw_limiter_apply(p, 2, res);
+	if (rc < 0)
+		return 0; /* no table (not under the master): nothing to apply */
+	req->who.npolicies = 2;
+	set_policy(&req->who.policies[0], "key", k.key_rate, p[0].burst, res[0].remaining,
+	           res[0].reset_us, res[0].retry_us);
+	set_policy(&req->who.policies[1], "tenant", k.tenant_rate, p[1].burst, res[1].remaining,
+	           res[1].reset_us, res[1].retry_us);
+	req->who.policies[0].interval_us = p[0].interval_us;
+	req->who.policies[1].interval_us = p[1].interval_us;
+	set_rate_headers(req);
+	if (rc == 1)
+		return 0;
+	int v = res[0].allowed ? 1 : 0;
+	too_many(req, p[v].name, res[v].retry_us);
+	return -1;
+}
+
+static bool
+has_scope(const char *scopes, const char *want)
+{
+	size_t n = strlen(want);
+	for (const char *s = scopes; s != NULL && *s;) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma != NULL ? (size_t)(comma - s) : strlen(s);
+		if (len == n && strncmp(s, want, n) == 0)
+			return true;
+		s = comma != NULL ? comma + 1 : NULL;
+	}
+	return false;
+}
+
+static int
+authenticate(struct bw_request *req)
+{
+	const struct bw_config *cfg = req->cfg;
+	struct bw_arena *a = req->arena;
+	char ip[80], keybuf[200], sha[BW_SHA256_HEX_LEN + 1], err[160];
+	const char *id = NULL, *secret = NULL;
+
+	bw_client_prefix(req->remote_addr, ip, sizeof(ip));
+	const char *ip_key = bw_arena_printf(a, "rl:ip:%s", ip);
+	const char *h = bw_request_param(req, "HTTP_AUTHORIZATION");
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		auth_failed(req, NULL, ip_key,
+		            "an API key is required: Authorization: Bearer <key>", false);
+		return -1;
+	}
+	const char *token = h + 7;
+	while (*token == ' ')
+		token++;
+	if (!bw_key_parse(token, keybuf, sizeof(keybuf), &id, &secret)) {
+		auth_failed(req, NULL, ip_key, "malformed API key", false);
+		return -1;
+	}
+	id = bw_arena_strdup(a, id);
+	bw_sha256_hex(secret, strlen(secret), sha);
+
+	bw_phase_set("redis");
+	const char *keys[] = {bw_arena_printf(a, "bwk:{%s}", id),
+	                      bw_arena_printf(a, "bwneg:{%s}", id),
+	                      bw_arena_printf(a, "rl:{%s}:k", id), ip_key};
+	const char *args[] = {sha, num(a, 1000000 / cfg->auth_fail_rate),
+	                      num(a, cfg->auth_fail_burst), ""};
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct bw_redis_reply *r;
+		if (bw_redis_fcall(a, BW_DEP_REDIS, "bw_auth", 4, keys, 4, args, &r, err,
+		                   sizeof(err)) != 0 ||
+		    r->type != BW_REDIS_ARRAY || r->n < 1 || r->elem[0].type != BW_REDIS_STRING) {
+			if (r != NULL && r->type == BW_REDIS_ERROR)
+				bw_warn("redis: bw_auth: %s", r->str);
+			return degraded(req, id, sha, ip_key);
+		}
+		const char *st = r->elem[0].str;
+		if (strcmp(st, "ok") == 0 || strcmp(st, "limited") == 0) {
+			int rc = from_redis(req, id, r);
+			return rc == -2 ? degraded(req, id, sha, ip_key) : rc;
+		}
+		if (strcmp(st, "ip_limited") == 0 && r->n == 2) {
+			too_many(req, "auth_failures", r->elem[1].integer);
+			return -1;
+		}
+		if (strcmp(st, "miss") != 0) {
+			/* unknown, revoked, bad_secret: already charged to the address. */
+			if (r->n == 3 && r->elem[1].integer == 0)
+				too_many(req, "auth_failures", r->elem[2].integer);
+			else
+				unauthorized(req, "invalid API key");
+			return -1;
+		}
+		if (attempt == 1)
+			break;
+		struct key_record k;
+		int64_t retry_ms;
+		if (pg_lookup(req, id, &k, &retry_ms) != LOOKUP_OK) {
+			unavailable(req, "authentication", retry_ms);
+			return -1;
+		}
+		bw_phase_set("redis");
+		if (!k.found) {
+			auth_failed(req, id, ip_key, "invalid API key", true);
+			return -1;
+		}
+		fill(req, id, &k);
+	}
+	/* Filled, yet missing again: treat Redis as unreliable for this request. */
+	return degraded(req, id, sha, ip_key);
+}
+
+int
+bw_auth_request(struct bw_request *req)
+{
+	if (authenticate(req) < 0)
+		return -1;
+	const char *want = req->route->scopes;
+	if (want != NULL && !has_scope(req->who.scopes, want)) {
+		bw_resp_problem(req, 403, "insufficient_scope", "this route needs the scope %s",
+		                want);
+		return -1;
+	}
+	return 0;
+}

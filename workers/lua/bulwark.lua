@@ -1,0 +1,176 @@
+#!lua name=bulwark
+--[[
+Redis 7 functions of bulwark, loaded with FUNCTION LOAD REPLACE by the
+workers (embedded in the binary at build time) and called with FCALL.
+
+Keys (everything written here gets a TTL in the same call):
+  bwk:{ID}       hash, the cached record of API key ID:
+                 tenant, sha (hex SHA-256 of the secret), scopes (comma list),
+                 kint, kburst (key policy: emission interval in µs, burst),
+                 tint, tburst (tenant-wide policy), krate, trate (as typed),
+                 revoked ("1": tombstone, wins over any later fill)
+  bwneg:{ID}     "1" while ID is known not to exist (negative cache)
+  rl:{ID}:k      GCRA theoretical arrival time (µs) of the key policy
+  rl:t:TENANT    the same for the tenant-wide policy
+  rl:ip:PREFIX   the same for failed authentications from one client address
+
+GCRA (same as a token bucket of `burst` tokens refilled one per `interval`):
+a request is allowed when new_tat - now <= burst * interval, where
+new_tat = max(tat, now) + interval. The clock is Redis TIME (µs) unless a
+test passes one. Integers only: Lua numbers are doubles, exact to 2^53 µs.
+]]
+
+local function now_us(given)
+  if given ~= nil and given ~= '' then
+    return tonumber(given)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- One policy: returns allowed, new_tat, remaining, reset_after, retry_after.
+local function gcra(key, interval, burst, now)
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local limit = burst * interval
+  if new_tat - now > limit then
+    return false, tat, 0, tat - now, new_tat - now - limit
+  end
+  local remaining = math.floor((limit - (new_tat - now)) / interval)
+  return true, new_tat, remaining, new_tat - now, 0
+end
+
+local function commit(key, tat, now)
+  -- Expires exactly when the bucket is full again: nothing immortal.
+  redis.call('SET', key, string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1)
+end
+
+-- Charges one failed authentication to the client's bucket; returns
+-- {allowed (0/1), retry_after_us}.
+local function charge_ip(ip_key, interval, burst, now)
+  local ok, tat, _, _, retry = gcra(ip_key, interval, burst, now)
+  if ok then
+    commit(ip_key, tat, now)
+    return 1, 0
+  end
+  return 0, retry
+end
+
+local function peek_ip(ip_key, interval, burst, now)
+  local ok, _, _, _, retry = gcra(ip_key, interval, burst, now)
+  return ok, retry
+end
+
+--[[
+bw_auth KEYS: bwk:{ID}, bwneg:{ID}, rl:{ID}:k, rl:ip:PREFIX
+        ARGV: sha_hex, ip_interval_us, ip_burst, now_us ('' = TIME)
+Returns one of
+  {'ok',      tenant, scopes, krate, kburst, trate, tburst, <key policy: remaining, reset_us>, <tenant: remaining, reset_us>}
+  {'limited', tenant, scopes, krate, kburst, trate, tburst, <key: remaining, reset_us, retry_us>, <tenant: remaining, reset_us, retry_us>}
+  {'miss'}                       not cached: read PostgreSQL, bw_key_fill, call again
+  {'unknown', ip_ok, retry_us}   negative-cached (the failure is charged to the IP)
+  {'revoked', ip_ok, retry_us}
+  {'bad_secret', ip_ok, retry_us}
+  {'ip_limited', retry_us}       miss, but this address has no failed attempts left
+A request denied by any policy consumes nothing from any policy.
+]]
+local function bw_auth(keys, args)
+  local rec_key, neg_key, key_bucket, ip_key = keys[1], keys[2], keys[3], keys[4]
+  local ip_interval, ip_burst = tonumber(args[2]), tonumber(args[3])
+  local now = now_us(args[4])
+
+  local rec = redis.call('HMGET', rec_key, 'tenant', 'sha', 'scopes', 'kint', 'kburst',
+                         'tint', 'tburst', 'krate', 'trate', 'revoked')
+  if not rec[1] and not rec[10] then
+    if redis.call('EXISTS', neg_key) == 1 then
+      local ok, retry = charge_ip(ip_key, ip_interval, ip_burst, now)
+      return {'unknown', ok, retry}
+    end
+    local ok, retry = peek_ip(ip_key, ip_interval, ip_burst, now)
+    if not ok then return {'ip_limited', retry} end
+    return {'miss'}
+  end
+  if rec[10] == '1' then
+    local ok, retry = charge_ip(ip_key, ip_interval, ip_burst, now)
+    return {'revoked', ok, retry}
+  end
+  if rec[2] ~= args[1] then
+    local ok, retry = charge_ip(ip_key, ip_interval, ip_burst, now)
+    return {'bad_secret', ok, retry}
+  end
+
+  local tenant_bucket = 'rl:t:' .. rec[1]
+  local kint, kburst = tonumber(rec[4]), tonumber(rec[5])
+  local tint, tburst = tonumber(rec[6]), tonumber(rec[7])
+  local k_ok, k_tat, k_rem, k_reset, k_retry = gcra(key_bucket, kint, kburst, now)
+  local t_ok, t_tat, t_rem, t_reset, t_retry = gcra(tenant_bucket, tint, tburst, now)
+  if k_ok and t_ok then
+    commit(key_bucket, k_tat, now)
+    commit(tenant_bucket, t_tat, now)
+    return {'ok', rec[1], rec[3], rec[8], kburst, rec[9], tburst,
+            k_rem, k_reset, 0, t_rem, t_reset, 0}
+  end
+  -- Nothing is committed: a denied request costs no policy anything.
+  if k_ok then k_rem, k_reset = k_rem + 1, k_reset - kint end
+  if t_ok then t_rem, t_reset = t_rem + 1, t_reset - tint end
+  return {'limited', rec[1], rec[3], rec[8], kburst, rec[9], tburst,
+          k_rem, k_reset, k_retry, t_rem, t_reset, t_retry}
+end
+
+--[[
+bw_key_fill KEYS: bwk:{ID}, bwneg:{ID}
+            ARGV: ttl_ms, then field, value pairs
+Writes the record only when none is there: a tombstone written by a
+revocation while this worker was reading PostgreSQL is never overwritten.
+Returns 1 when written.
+]]
+local function bw_key_fill(keys, args)
+  if redis.call('EXISTS', keys[1]) == 1 then return 0 end
+  local fields = {}
+  for i = 2, #args do fields[#fields + 1] = args[i] end
+  redis.call('HSET', keys[1], unpack(fields))
+  redis.call('PEXPIRE', keys[1], tonumber(args[1]))
+  redis.call('DEL', keys[2])
+  return 1
+end
+
+--[[
+bw_auth_fail KEYS: bwneg:{ID} (or '' when the key id was malformed), rl:ip:PREFIX
+             ARGV: neg_ttl_ms, ip_interval_us, ip_burst, now_us ('' = TIME)
+Records an unknown key (negative cache) and charges the client's bucket.
+Returns {ip_ok, retry_us}.
+]]
+local function bw_auth_fail(keys, args)
+  if keys[1] ~= '' then
+    redis.call('SET', keys[1], '1', 'PX', tonumber(args[1]))
+  end
+  local ok, retry = charge_ip(keys[2], tonumber(args[2]), tonumber(args[3]), now_us(args[4]))
+  return {ok, retry}
+end
+
+--[[
+bw_key_revoke KEYS: bwk:{ID}   ARGV: ttl_ms
+Replaces the cached record with a tombstone that every worker sees on its
+next request. Returns 1.
+]]
+local function bw_key_revoke(keys, args)
+  redis.call('DEL', keys[1])
+  redis.call('HSET', keys[1], 'revoked', '1')
+  redis.call('PEXPIRE', keys[1], tonumber(args[1]))
+  return 1
+end
+
+--[[
+bw_key_created KEYS: bwneg:{ID}
+A new key must not stay hidden behind a negative-cache entry.
+]]
+local function bw_key_created(keys, args)
+  return redis.call('DEL', keys[1])
+end
+
+redis.register_function('bw_auth', bw_auth)
+redis.register_function('bw_key_fill', bw_key_fill)
+redis.register_function('bw_auth_fail', bw_auth_fail)
+redis.register_function('bw_key_revoke', bw_key_revoke)
+redis.register_function('bw_key_created', bw_key_created)
