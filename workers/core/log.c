@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/pid.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -80,7 +81,7 @@ emit(int level, const char *fields, const char *fmt, va_list ap)
 	bw_buf_puts(&b, "{");
 	bw_json_kv_str(&b, "time", now, true);
 	bw_json_kv_str(&b, "level", bw_log_level_name(level), false);
-	bw_json_kv_int(&b, "pid", getpid(), false);
+	bw_json_kv_int(&b, "pid", bw_pid(), false);
 	bw_json_kv_str(&b, "msg", msg, false);
 	if (fields != NULL && fields[0] != '\0') {
 		bw_buf_putc(&b, ',');

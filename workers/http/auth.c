@@ -4,6 +4,7 @@
  * ratelimit_on_redis_error: the host-local table, allow, or 503. An error
  * is never answered with 429. */
 #include <ctype.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <arpa/inet.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/phase.h"
@@ -35,6 +37,25 @@ struct key_record {
 };
 
 enum lookup { LOOKUP_OK, LOOKUP_DOWN };
+
+/* Local deny cache (research §A6.6): a key Redis just denied cannot be
+ * allowed again before its retry time, since buckets only refill with time,
+ * so this worker answers 429 itself until then and spares Redis the hot
+ * abusive key. Capped, so a revocation shows as 401 within DENY_MAX_US
+ * even for a key that is over its limit (a 429 never grants access). */
+#define DENY_SLOTS  64
+#define DENY_MAX_US 100000
+
+struct denied {
+	char key_id[33];
+	char sha[BW_SHA256_HEX_LEN + 1];
+	char rate[2][24];
+	int64_t stored_us, until_us;
+	int violated;
+	struct bw_policy_state pol[2];
+};
+
+static struct denied deny_cache[DENY_SLOTS];
 
 void
 bw_client_prefix(const char *addr, char *out, size_t outlen)
@@ -366,6 +387,61 @@ degraded(struct bw_request *req, const char *id, const char *sha, const char *ip
 	return -1;
 }
 
+static struct denied *
+deny_slot(const char *id)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return &deny_cache[h % DENY_SLOTS];
+}
+
+static void
+deny_remember(const struct bw_request *req, const char *id, const char *sha)
+{
+	const struct bw_identity *w = &req->who;
+	int v = w->policies[0].retry_us > 0 ? 0 : 1;
+	int64_t now = bw_now_us(), retry = w->policies[v].retry_us;
+	struct denied *d = deny_slot(id);
+
+	if (strlen(id) >= sizeof(d->key_id) || w->npolicies != 2)
+		return;
+	snprintf(d->key_id, sizeof(d->key_id), "%s", id);
+	snprintf(d->sha, sizeof(d->sha), "%s", sha);
+	for (int i = 0; i < 2; i++) {
+		d->pol[i] = w->policies[i];
+		snprintf(d->rate[i], sizeof(d->rate[i]), "%s", w->policies[i].rate);
+		d->pol[i].rate = d->rate[i];
+	}
+	d->violated = v;
+	d->stored_us = now;
+	d->until_us = now + (retry < DENY_MAX_US ? retry : DENY_MAX_US);
+}
+
+/* Answers 429 from the cache when this key was denied moments ago. */
+static bool
+deny_cached(struct bw_request *req, const char *id, const char *sha)
+{
+	struct denied *d = deny_slot(id);
+	int64_t now = bw_now_us();
+
+	if (now >= d->until_us || strcmp(d->key_id, id) != 0 ||
+	    !bw_ct_equal(d->sha, sha, BW_SHA256_HEX_LEN))
+		return false;
+	int64_t elapsed = now - d->stored_us;
+	req->who.npolicies = 2;
+	for (int i = 0; i < 2; i++) {
+		req->who.policies[i] = d->pol[i];
+		struct bw_policy_state *p = &req->who.policies[i];
+		p->reset_us = p->reset_us > elapsed ? p->reset_us - elapsed : 0;
+		p->retry_us = p->retry_us > elapsed ? p->retry_us - elapsed : 0;
+	}
+	set_rate_headers(req);
+	const struct bw_policy_state *v = &req->who.policies[d->violated];
+	too_many(req, v->name, v->retry_us > 0 ? v->retry_us : 1);
+	return true;
+}
+
 static bool
 has_scope(const char *scopes, const char *want)
 {
@@ -406,6 +482,8 @@ authenticate(struct bw_request *req)
 	id = bw_arena_strdup(a, id);
 	bw_sha256_hex(secret, strlen(secret), sha);
 
+	if (deny_cached(req, id, sha))
+		return -1;
 	bw_phase_set("redis");
 	const char *keys[] = {bw_arena_printf(a, "bwk:{%s}", id),
 	                      bw_arena_printf(a, "bwneg:{%s}", id),
@@ -424,6 +502,8 @@ authenticate(struct bw_request *req)
 		const char *st = r->elem[0].str;
 		if (strcmp(st, "ok") == 0 || strcmp(st, "limited") == 0) {
 			int rc = from_redis(req, id, r);
+			if (rc == -1)
+				deny_remember(req, id, sha);
 			return rc == -2 ? degraded(req, id, sha, ip_key) : rc;
 		}
 		if (strcmp(st, "ip_limited") == 0 && r->n == 2) {

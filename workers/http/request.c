@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/pid.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "http/request.h"
@@ -28,7 +29,7 @@ static void
 make_request_id(struct bw_request *req)
 {
 	static unsigned long counter;
-	req->request_id = bw_arena_printf(req->arena, "%08x%08lx%016llx", (unsigned)getpid(),
+	req->request_id = bw_arena_printf(req->arena, "%08x%08lx%016llx", (unsigned)bw_pid(),
 	                                  ++counter, (unsigned long long)bw_now_us());
 }
 

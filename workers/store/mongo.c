@@ -23,6 +23,7 @@
 
 #include <mongoc/mongoc.h>
 
+#include "core/pid.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -273,7 +274,7 @@ mongo_open(char *err, size_t errlen)
 {
 	bson_error_t e;
 
-	if (mg.client != NULL && mg.pid != getpid()) {
+	if (mg.client != NULL && mg.pid != bw_pid()) {
 		bw_warn("mongo: client inherited over fork, creating a new one");
 		mongo_drop();
 	}
@@ -289,7 +290,7 @@ mongo_open(char *err, size_t errlen)
 	}
 	mongoc_client_set_error_api(mg.client, MONGOC_ERROR_API_VERSION_2);
 	mongoc_client_set_stream_initiator(mg.client, deadline_initiator, mg.client);
-	mg.pid = getpid();
+	mg.pid = bw_pid();
 	return 0;
 }
 
@@ -339,7 +340,7 @@ bw_mongo_close(void)
 	if (mg.client != NULL) {
 		/* A clean close ends the sessions on the server, unless the server
 		 * is known to be in trouble or the client is the parent's. */
-		if (mg.pid == getpid() && mg.breaker.state == BW_BREAKER_CLOSED) {
+		if (mg.pid == bw_pid() && mg.breaker.state == BW_BREAKER_CLOSED) {
 			mongoc_client_destroy(mg.client);
 			mg.client = NULL;
 		} else {
@@ -377,7 +378,7 @@ bw_mongo_ping(int timeout_ms, char *err, size_t errlen)
 	}
 	BSON_APPEND_INT32(&cmd, "ping", 1);
 	for (;;) {
-		reused = mg.client != NULL && mg.pid == getpid();
+		reused = mg.client != NULL && mg.pid == bw_pid();
 		if (mongo_open(err, errlen) < 0)
 			goto fail;
 		bson_destroy(&reply);

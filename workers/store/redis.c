@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/pid.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -73,7 +74,7 @@ link_drop(struct redis_link *l)
 static void
 link_forget_foreign(struct redis_link *l)
 {
-	if (l->ctx != NULL && l->pid != getpid()) {
+	if (l->ctx != NULL && l->pid != bw_pid()) {
 		bw_warn("%s: connection inherited over fork, opening a new one", l->name);
 		link_drop(l);
 	}
@@ -144,8 +145,14 @@ link_connect(struct redis_link *l, int64_t timeout_ms, char *err, size_t errlen)
 		snprintf(err, errlen, "connect %s: %s", l->addr, c->errstr);
 		goto fail;
 	}
+	/* hiredis 0.14 forgets the timeout on reconnect: every context we
+	 * open gets the command timeout here, before its first use. */
+	if (redisSetTimeout(c, ms_to_tv(rd.cfg->redis_timeout_ms)) != REDIS_OK) {
+		snprintf(err, errlen, "set timeout: %s", c->errstr);
+		goto fail;
+	}
 	l->ctx = c;
-	l->pid = getpid();
+	l->pid = bw_pid();
 	return 0;
 fail:
 	if (c != NULL)
@@ -389,12 +396,6 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 		if (!reused) {
 			if (link_connect(l, rd.cfg->connect_timeout_ms, err, errlen) < 0)
 				goto fail;
-		}
-		/* Set on every use: a reconnect starts without it (hiredis 0.14). */
-		if (redisSetTimeout(l->ctx, ms_to_tv(rd.cfg->redis_timeout_ms)) != REDIS_OK) {
-			snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
-			link_drop(l);
-			goto fail;
 		}
 		r = link_command(l, argc, argv, err, errlen);
 		if (r == NULL) {
