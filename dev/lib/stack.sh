@@ -521,7 +521,11 @@ write_env() {
 	fi
 	{
 		echo "# bulwark dev stack $DIR (PORT_BASE $BASE), written by dev/lib/stack.sh up"
-		echo "export BULWARK_POSTGRES=$(q "host=127.0.0.1 port=$P_PG dbname=bulwark user=postgres")"
+		# Workers connect as bulwark_app (owns nothing, row-level security binds it); migrate,
+		# tenant and key as the owner. `bulwark migrate up` creates bulwark_app.
+		echo "export BULWARK_POSTGRES=$(q "host=127.0.0.1 port=$P_PG dbname=bulwark user=bulwark_app")"
+		echo "export BULWARK_POSTGRES_OWNER=$(q "host=127.0.0.1 port=$P_PG dbname=bulwark user=postgres")"
+		echo "export BULWARK_SCHEMA_DIR=$(q "$BW_ROOT/schema")"
 		echo "export BULWARK_REDIS=$(q "127.0.0.1:$P_REDIS")"
 		echo "export BULWARK_REDIS_CACHE=$(q "127.0.0.1:$P_CACHE")"
 		echo "export BULWARK_MONGO=$(q "$mongo")"

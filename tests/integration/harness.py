@@ -120,9 +120,12 @@ class Response:
         return f"<{self.status} {self.reason} {self.text[:200]!r}>"
 
 
-def http_request(base, method, path, body=None, headers=None, timeout=10.0):
+def http_request(base, method, path, body=None, headers=None, timeout=10.0, source=None):
+    """source: a local address to connect from (e.g. "127.0.0.23": nginx then
+    passes it as REMOTE_ADDR, so a test gets its own client address)."""
     u = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     hdrs = {"Connection": "close"}
     if headers:
         hdrs.update(headers)
@@ -303,6 +306,71 @@ def fcgi_request(sock_path, method, uri, body=b"", headers=None, timeout=10.0, c
         else:
             hdrs.append((k, v))
     return Response(status, reason, hdrs, rbody, time.monotonic() - t0)
+
+
+# ---------------------------------------------------------------------------
+# Redis (RESP2), enough to drive the function library and inspect keys
+
+class RedisError(Exception):
+    pass
+
+
+class RedisClient:
+    """One connection to "host:port" (or a unix socket path).  call() returns
+    str / int / list / None, and raises RedisError on an error reply."""
+
+    def __init__(self, addr, timeout=5.0):
+        if addr.startswith("/"):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(addr)
+        else:
+            host, _, port = addr.rpartition(":")
+            self.sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout)
+        self.f = self.sock.makefile("rb")
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.f.close()
+            self.sock.close()
+
+    def call(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._read()
+
+    def _read(self):
+        line = self.f.readline()
+        if not line.endswith(b"\r\n"):
+            raise RedisError(f"connection closed mid-reply ({line!r})")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RedisError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)
+            return data[:-2].decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise RedisError(f"unexpected reply {line!r}")
+
+    def scan(self, match):
+        cursor, keys = "0", []
+        while True:
+            cursor, batch = self.call("SCAN", cursor, "MATCH", match, "COUNT", 1000)
+            keys.extend(batch)
+            if cursor == "0":
+                return keys
 
 
 # ---------------------------------------------------------------------------
@@ -890,10 +958,10 @@ class Harness:
         if missing:
             raise Skip(f"no stack: {', '.join(missing)} not set (source DIR/stack.env)")
 
-    def http(self, method, path, body=None, headers=None, timeout=10.0):
+    def http(self, method, path, body=None, headers=None, timeout=10.0, source=None):
         if not self.url:
             raise Skip("BW_URL is not set")
-        return http_request(self.url, method, path, body, headers, timeout)
+        return http_request(self.url, method, path, body, headers, timeout, source)
 
     def base_config(self, name):
         """Settings every harness-started daemon gets (tests override them)."""
@@ -902,6 +970,8 @@ class Harness:
             "listen": env("BULWARK_LISTEN"),
             "status_listen": env("BULWARK_STATUS_LISTEN"),
             "postgres": env("BULWARK_POSTGRES"),
+            "postgres_owner": env("BULWARK_POSTGRES_OWNER"),
+            "schema_dir": env("BULWARK_SCHEMA_DIR"),
             "redis": env("BULWARK_REDIS"),
             "redis_cache": env("BULWARK_REDIS_CACHE"),
             "mongo": env("BULWARK_MONGO"),
@@ -939,6 +1009,28 @@ class Harness:
         if r.returncode != 0:
             raise Failure(f"{' '.join(cmd)} failed ({r.returncode}): {(r.stderr or r.stdout)[-400:]}")
         return r
+
+
+# The environment the CLI gets from the harness's (stack.env, dev/test).
+STORE_ENV = ("BULWARK_POSTGRES", "BULWARK_POSTGRES_OWNER", "BULWARK_REDIS", "BULWARK_REDIS_CACHE",
+             "BULWARK_MONGO", "BULWARK_SCHEMA_DIR")
+
+
+class ApiKey:
+    """What `tenant create` / `key create` printed."""
+
+    def __init__(self, d):
+        self.tenant_id = d["tenant_id"]
+        self.key_id = d["key_id"]
+        self.api_key = d["api_key"]
+        prefix = f"bk_{self.key_id}_"
+        self.secret = self.api_key[len(prefix):] if self.api_key.startswith(prefix) else None
+
+    def auth(self):
+        return {"Authorization": "Bearer " + self.api_key}
+
+    def __repr__(self):
+        return f"<key {self.key_id} of {self.tenant_id}>"
 
 
 class Context:
@@ -985,17 +1077,64 @@ class Context:
     def defer(self, fn):
         self.cleanups.append(fn)
 
-    def http(self, method, path, body=None, headers=None, timeout=10.0):
-        return self.h.http(method, path, body, headers, timeout)
+    def http(self, method, path, body=None, headers=None, timeout=10.0, source=None):
+        return self.h.http(method, path, body, headers, timeout, source)
 
-    def get(self, path, headers=None, timeout=10.0):
-        return self.h.http("GET", path, None, headers, timeout)
+    def get(self, path, headers=None, timeout=10.0, source=None):
+        return self.h.http("GET", path, None, headers, timeout, source)
+
+    def redis(self, role="redis"):
+        """A RESP client to the stack's Redis (role "redis" or "redis_cache"),
+        closed at the end of the test."""
+        addr = env("BULWARK_REDIS" if role == "redis" else "BULWARK_REDIS_CACHE")
+        if not addr:
+            raise Skip(f"no stack: BULWARK_{role.upper()} is not set")
+        c = RedisClient(addr)
+        self.cleanups.append(c.close)
+        return c
 
     def stack(self, action, service):
         return self.h.stack(action, service)
 
     def hammer(self, path="/healthz", threads=4, max_seconds=60.0):
         return Hammer(self.h, path, threads, max_seconds)
+
+    # -- API keys (the tenant / key commands) ----------------------------------
+    def cli(self, args, env_extra=None, timeout=20):
+        """Runs `bulwark ARGS` with the stack's stores in its environment
+        (BULWARK_POSTGRES, BULWARK_POSTGRES_OWNER, BULWARK_REDIS, ...)."""
+        e = {k: v for k, v in os.environ.items() if k in STORE_ENV}
+        e.update(env_extra or {})
+        return self.run_bin(list(args), env_extra=e, timeout=timeout)
+
+    def new_tenant(self, name=None, rate=None, burst=None):
+        """`tenant create`: returns ApiKey (the tenant's first key)."""
+        args = ["tenant", "create", name or f"it-{self.name}-{os.urandom(3).hex()}"]
+        if rate is not None:
+            args += ["--rate", str(rate)]
+        if burst is not None:
+            args += ["--burst", str(burst)]
+        return self._key_cmd(args)
+
+    def new_key(self, tenant_id, rate=None, burst=None, scopes=None):
+        """`key create`: returns ApiKey."""
+        args = ["key", "create", "--tenant", tenant_id]
+        if scopes is not None:
+            args += ["--scopes", scopes]
+        if rate is not None:
+            args += ["--rate", str(rate)]
+        if burst is not None:
+            args += ["--burst", str(burst)]
+        return self._key_cmd(args)
+
+    def _key_cmd(self, args):
+        r = self.cli(args)
+        if r.returncode != 0:
+            raise Failure(f"bulwark {' '.join(args)} exited {r.returncode}: {r.stderr.strip()[-400:]}")
+        try:
+            return ApiKey(json.loads(r.stdout))
+        except (ValueError, KeyError) as e:
+            raise Failure(f"bulwark {' '.join(args)}: unexpected output {r.stdout!r} ({e})") from None
 
     def notify_socket(self):
         ns = NotifySocket(os.path.join(self.tmpdir(), "notify.sock"))

@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "core/pid.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -32,6 +33,7 @@ static struct {
 	struct bw_breaker breaker;
 	char version[16];
 	const char *conninfo; /* overrides cfg->postgres (CLI commands) */
+	bool no_reconnect;    /* a session holds state: never replace it silently */
 } pg;
 
 /* First line of a libpq message, prefixed; libpq ends its messages with a
@@ -87,7 +89,7 @@ pg_forget_foreign(void)
 {
 	int fd, nul;
 
-	if (pg.conn == NULL || pg.pid == getpid())
+	if (pg.conn == NULL || pg.pid == bw_pid())
 		return;
 	bw_warn("postgres: connection inherited over fork, opening a new one");
 	fd = PQsocket(pg.conn);
@@ -163,7 +165,7 @@ pg_connect(int64_t deadline_ms, char *err, size_t errlen)
 		goto fail;
 	}
 	pg.conn = c;
-	pg.pid = getpid();
+	pg.pid = bw_pid();
 	return 0;
 fail:
 	if (c != NULL)
@@ -370,7 +372,7 @@ bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const 
 		now = bw_now_ms();
 		/* Retry only a stale connection that failed at once, outside a
 		 * transaction: inside one, the transaction is gone with it. */
-		if (!reused || in_tx || timed_out || now >= deadline)
+		if (!reused || in_tx || timed_out || pg.no_reconnect || now >= deadline)
 			goto conn_fail;
 	}
 	pg_succeeded();
@@ -427,6 +429,12 @@ bw_pg_use_conninfo(const char *conninfo)
 {
 	pg.conninfo = conninfo;
 	pg_drop();
+}
+
+void
+bw_pg_keep_session(bool on)
+{
+	pg.no_reconnect = on;
 }
 
 const struct bw_breaker *

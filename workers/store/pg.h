@@ -71,5 +71,9 @@ void bw_pg_reset(void);
 /* Commands other than serve (migrate, tenant, key) connect with this
  * conninfo instead of cfg->postgres. Call before the first query. */
 void bw_pg_use_conninfo(const char *conninfo);
+/* With on, a kept connection that fails is reported (BW_PG_ERR_CONN), never
+ * replaced within the call: the caller holds session state (migrate's
+ * advisory lock) that a new connection would not have. */
+void bw_pg_keep_session(bool on);
 
 #endif
