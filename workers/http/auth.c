@@ -531,6 +531,16 @@ authenticate(struct bw_request *req)
 			auth_failed(req, id, ip_key, "invalid API key", true);
 			return -1;
 		}
+		if (k.revoked) {
+			/* The tombstone was lost (Redis restarted or evicted it): put it back. */
+			struct bw_redis_reply *tr;
+			const char *tk[] = {keys[0]};
+			const char *ta[] = {num(a, (long long)cfg->revoked_ttl_s * 1000)};
+			bw_redis_fcall(a, BW_DEP_REDIS, "bw_key_revoke", 1, tk, 1, ta, &tr, err,
+			               sizeof(err));
+			auth_failed(req, id, ip_key, "invalid API key", false);
+			return -1;
+		}
 		fill(req, id, &k);
 	}
 	/* Filled, yet missing again: treat Redis as unreliable for this request. */
