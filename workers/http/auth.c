@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "core/arena.h"
 #include "core/clock.h"
@@ -68,6 +69,12 @@ bw_client_prefix(const char *addr, char *out, size_t outlen)
 	}
 	if (strchr(addr, ':') != NULL && inet_pton(AF_INET6, addr, a6) == 1) {
 		char text[INET6_ADDRSTRLEN];
+		if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a6)) {
+			/* ::ffff:a.b.c.d is one IPv4 client, not a /64 shared by all of them. */
+			inet_ntop(AF_INET, a6 + 12, text, sizeof(text));
+			snprintf(out, outlen, "%s", text);
+			return;
+		}
 		memset(a6 + 8, 0, 8);
 		inet_ntop(AF_INET6, a6, text, sizeof(text));
 		snprintf(out, outlen, "%s/64", text);

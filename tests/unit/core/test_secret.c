@@ -74,6 +74,8 @@ test_client_prefix(void **state)
 	assert_string_equal(out, "2001:db8:1:2::/64");
 	bw_client_prefix("2001:db8:1:2:ffff::1", out, sizeof(out));
 	assert_string_equal(out, "2001:db8:1:2::/64");
+	bw_client_prefix("::ffff:10.1.0.1", out, sizeof(out));
+	assert_string_equal(out, "10.1.0.1");
 	bw_client_prefix(NULL, out, sizeof(out));
 	assert_string_equal(out, "unknown");
 }
