@@ -7,6 +7,13 @@
 void bw_api_healthz(struct bw_request *req);
 void bw_api_readyz(struct bw_request *req);
 void bw_api_whoami(struct bw_request *req);
+void bw_api_account_create(struct bw_request *req);
+void bw_api_account_list(struct bw_request *req);
+void bw_api_account_get(struct bw_request *req);
+void bw_api_account_entries(struct bw_request *req);
+void bw_api_transfer_create(struct bw_request *req);
+void bw_api_transfer_get(struct bw_request *req);
+void bw_api_report_summary(struct bw_request *req);
 
 #ifdef BW_TEST_ROUTES
 void bw_api_test_sleep(struct bw_request *req);

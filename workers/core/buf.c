@@ -229,3 +229,47 @@ bw_json_kv_bool(struct bw_buf *b, const char *key, bool val, bool first)
 	bw_json_key(b, key, first);
 	bw_buf_puts(b, val ? "true" : "false");
 }
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void
+bw_base64url(struct bw_buf *b, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	unsigned acc = 0;
+	int bits = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		acc = (acc << 8) | p[i];
+		bits += 8;
+		while (bits >= 6) {
+			bits -= 6;
+			bw_buf_putc(b, b64url[(acc >> bits) & 63]);
+		}
+	}
+	if (bits > 0)
+		bw_buf_putc(b, b64url[(acc << (6 - bits)) & 63]);
+}
+
+long
+bw_base64url_decode(const char *in, unsigned char *out, size_t outlen)
+{
+	unsigned acc = 0;
+	int bits = 0;
+	size_t n = 0;
+
+	for (; *in; in++) {
+		const char *c = strchr(b64url, *in);
+		if (c == NULL || *in == '\0')
+			return -1;
+		acc = (acc << 6) | (unsigned)(c - b64url);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n >= outlen)
+				return -1;
+			out[n++] = (unsigned char)((acc >> bits) & 0xff);
+		}
+	}
+	return (long)n;
+}

@@ -36,4 +36,9 @@ void bw_json_kv_str(struct bw_buf *b, const char *key, const char *val, bool fir
 void bw_json_kv_int(struct bw_buf *b, const char *key, int64_t val, bool first);
 void bw_json_kv_bool(struct bw_buf *b, const char *key, bool val, bool first);
 
+/* base64url without padding (opaque cursors). decode returns the length,
+ * or -1 on a character outside the alphabet; out must hold len*3/4+1. */
+void bw_base64url(struct bw_buf *b, const void *data, size_t len);
+long bw_base64url_decode(const char *in, unsigned char *out, size_t outlen);
+
 #endif

@@ -13,10 +13,23 @@
 		m, p, h, f, limit, scopes, m " " p                                                 \
 	}
 
+/* Ledger bodies are a few short fields. */
+#define LEDGER_BODY_LIMIT (16 * 1024)
+
 const struct bw_route bw_routes[] = {
     ROUTE("GET", "/healthz", bw_api_healthz, 0, 0, NULL),
     ROUTE("GET", "/readyz", bw_api_readyz, 0, 0, NULL),
     ROUTE("GET", "/v1/whoami", bw_api_whoami, BW_ROUTE_AUTH, 0, NULL),
+    ROUTE("POST", "/v1/accounts", bw_api_account_create, BW_ROUTE_AUTH | BW_ROUTE_JSON_BODY,
+          LEDGER_BODY_LIMIT, "ledger:write"),
+    ROUTE("GET", "/v1/accounts", bw_api_account_list, BW_ROUTE_AUTH, 0, "ledger:read"),
+    ROUTE("GET", "/v1/accounts/{id}", bw_api_account_get, BW_ROUTE_AUTH, 0, "ledger:read"),
+    ROUTE("GET", "/v1/accounts/{id}/entries", bw_api_account_entries, BW_ROUTE_AUTH, 0,
+          "ledger:read"),
+    ROUTE("POST", "/v1/transfers", bw_api_transfer_create, BW_ROUTE_AUTH | BW_ROUTE_JSON_BODY,
+          LEDGER_BODY_LIMIT, "ledger:write"),
+    ROUTE("GET", "/v1/transfers/{id}", bw_api_transfer_get, BW_ROUTE_AUTH, 0, "ledger:read"),
+    ROUTE("GET", "/v1/reports/summary", bw_api_report_summary, BW_ROUTE_AUTH, 0, "ledger:read"),
 #ifdef BW_TEST_ROUTES
     ROUTE("GET", "/test/sleep", bw_api_test_sleep, 0, 0, NULL),
     ROUTE("POST", "/test/echo", bw_api_test_echo, BW_ROUTE_JSON_BODY, 0, NULL),

@@ -169,8 +169,83 @@ local function bw_key_created(keys, args)
   return redis.call('DEL', keys[1])
 end
 
+--[[
+Cache-aside with versions (research ratelimit-cache §B8): correctness from
+a generation counter, efficiency from a lease.
+  KEY   entry hash: gen, body, soft (µs: refresh after this)
+  GEN   the generation: bumped after every COMMIT that changes what the
+        entry shows. Its values come from TIME and only grow, so a counter
+        lost to eviction never brings an old generation back.
+  LEASE who may recompute now (SET NX PX), so a miss costs one query,
+        not one per waiting worker.
+
+bw_cache_get KEYS: entry, gen, lease   ARGV: token, lease_ms, now_us ('' = TIME)
+Returns {state, gen, body|false}; state is
+  'hit'     entry of the current generation, fresh
+  'refresh' the same but due for refresh, and this caller holds the lease
+  'miss'    no entry of this generation; this caller holds the lease
+  'wait'    no entry of this generation; another caller is computing it
+The body of an older generation comes back with miss/wait, for use only
+when the database is down (served as stale).
+]]
+local function current_gen(gen_key, now)
+  local g = redis.call('GET', gen_key)
+  if g then return g end
+  g = string.format('%d', now)
+  redis.call('SET', gen_key, g, 'PX', 2592000000)
+  return g
+end
+
+local function bw_cache_get(keys, args)
+  local now = now_us(args[3])
+  local gen = current_gen(keys[2], now)
+  local e = redis.call('HMGET', keys[1], 'gen', 'body', 'soft')
+  if e[1] == gen then
+    if now < tonumber(e[3]) then return {'hit', gen, e[2]} end
+    if redis.call('SET', keys[3], args[1], 'NX', 'PX', tonumber(args[2])) then
+      return {'refresh', gen, e[2]}
+    end
+    return {'hit', gen, e[2]}
+  end
+  if redis.call('SET', keys[3], args[1], 'NX', 'PX', tonumber(args[2])) then
+    return {'miss', gen, e[2] or false}
+  end
+  return {'wait', gen, e[2] or false}
+end
+
+--[[
+bw_cache_fill KEYS: entry, gen, lease   ARGV: token, gen_at_start, body, soft_ms, hard_ms
+Stores body only if the generation is still the one read before the
+computation began: a fill computed before a write's bump is dropped.
+Releases the lease when it is ours. Returns 1 stored, 0 dropped.
+]]
+local function bw_cache_fill(keys, args)
+  local now = now_us('')
+  if redis.call('GET', keys[3]) == args[1] then redis.call('DEL', keys[3]) end
+  if redis.call('GET', keys[2]) ~= args[2] then return 0 end
+  redis.call('HSET', keys[1], 'gen', args[2], 'body', args[3],
+             'soft', string.format('%d', now + tonumber(args[4]) * 1000))
+  redis.call('PEXPIRE', keys[1], tonumber(args[5]))
+  return 1
+end
+
+--[[
+bw_cache_bump KEYS: gen   Returns the new generation (> every earlier one).
+]]
+local function bw_cache_bump(keys, args)
+  local now = now_us('')
+  local g = tonumber(redis.call('GET', keys[1]) or '0')
+  if g < now then g = now else g = g + 1 end
+  local s = string.format('%d', g)
+  redis.call('SET', keys[1], s, 'PX', 2592000000)
+  return s
+end
+
 redis.register_function('bw_auth', bw_auth)
 redis.register_function('bw_key_fill', bw_key_fill)
 redis.register_function('bw_auth_fail', bw_auth_fail)
 redis.register_function('bw_key_revoke', bw_key_revoke)
 redis.register_function('bw_key_created', bw_key_created)
+redis.register_function('bw_cache_get', bw_cache_get)
+redis.register_function('bw_cache_fill', bw_cache_fill)
+redis.register_function('bw_cache_bump', bw_cache_bump)

@@ -1,0 +1,134 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/db.h"
+#include "core/arena.h"
+#include "core/log.h"
+#include "core/phase.h"
+#include "http/response.h"
+
+#define MAX_ATTEMPTS 4
+
+static bool
+retryable(const struct bw_pg_error *e)
+{
+	return e->kind == BW_PG_ERR_SQL &&
+	       (strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0);
+}
+
+void
+bw_db_answer(struct bw_request *req, const struct bw_pg_error *e)
+{
+	char ra[24];
+
+	if (e->kind == BW_PG_ERR_SQL && !retryable(e) && strcmp(e->sqlstate, "57014") != 0 &&
+	    strcmp(e->sqlstate, "55P03") != 0 && strncmp(e->sqlstate, "08", 2) != 0 &&
+	    strncmp(e->sqlstate, "53", 2) != 0 && strncmp(e->sqlstate, "57P", 3) != 0) {
+		/* An SQL error the code did not expect is a bug: say so loudly. */
+		bw_error("postgres: %s: %s", e->sqlstate, e->message);
+		bw_resp_problem(req, 500, "internal_error",
+		                "an unexpected database error occurred");
+		return;
+	}
+	/* Down, overloaded, timed out or contended: the client may retry. */
+	int64_t ms = e->retry_after_ms > 0 ? e->retry_after_ms : 1000;
+	snprintf(ra, sizeof(ra), "%lld", (long long)((ms + 999) / 1000));
+	bw_resp_header(req, "Retry-After", ra);
+	bw_resp_problem(req, 503, "dependency_unavailable",
+	                "the database is unavailable or busy; retry shortly");
+}
+
+static void
+reset_after_failure(const struct bw_pg_error *e)
+{
+	if (e->kind == BW_PG_ERR_SQL && bw_pg_in_transaction()) {
+		struct bw_pg_result r;
+		struct bw_pg_error e2;
+		if (bw_pg_query(NULL, "ROLLBACK", 0, NULL, 0, &r, &e2) == 0)
+			return;
+	}
+	if (e->kind != BW_PG_ERR_REFUSED)
+		bw_pg_reset();
+}
+
+enum bw_db_rc
+bw_db_query(struct bw_request *req, const char *sql, int nparams, const char *const *params,
+            struct bw_pg_result *res, struct bw_pg_error *err)
+{
+	struct bw_pg_error local;
+	struct bw_pg_error *e = err != NULL ? err : &local;
+
+	bw_phase_set("postgres");
+	if (bw_pg_query(req->arena, sql, nparams, params, 0, res, e) == 0)
+		return BW_DB_OK;
+	reset_after_failure(e);
+	if (retryable(e))
+		return BW_DB_RETRY;
+	if (err == NULL)
+		bw_db_answer(req, e);
+	return BW_DB_FAILED;
+}
+
+enum bw_db_rc
+bw_db_begin(struct bw_request *req, bool read_only)
+{
+	const char *t = req->who.tenant_id;
+	struct bw_pg_result r;
+
+	/* The id comes from our own key record; checked anyway, since it is
+	 * spliced into the statement to save a round trip. */
+	if (t == NULL || strlen(t) != 36 || strspn(t, "0123456789abcdef-") != 36) {
+		bw_resp_problem(req, 500, "internal_error", "no tenant for this request");
+		return BW_DB_FAILED;
+	}
+	const char *sql =
+	    bw_arena_printf(req->arena, "%s; SELECT set_config('bulwark.tenant_id', '%s', true)",
+	                    read_only ? "BEGIN READ ONLY" : "BEGIN", t);
+	return bw_db_query(req, sql, 0, NULL, &r, NULL);
+}
+
+enum bw_db_rc
+bw_db_commit(struct bw_request *req)
+{
+	struct bw_pg_result r;
+	return bw_db_query(req, "COMMIT", 0, NULL, &r, NULL);
+}
+
+void
+bw_db_rollback(struct bw_request *req)
+{
+	struct bw_pg_result r;
+	struct bw_pg_error e;
+
+	if (bw_pg_in_transaction() && bw_pg_query(NULL, "ROLLBACK", 0, NULL, 0, &r, &e) < 0)
+		bw_pg_reset();
+}
+
+void
+bw_db_settle(struct bw_request *req, enum bw_db_rc rc)
+{
+	if (rc == BW_DB_RETRY) {
+		bw_resp_header(req, "Retry-After", "1");
+		bw_resp_problem(req, 503, "dependency_unavailable",
+		                "the database aborted this transaction; retry shortly");
+	}
+}
+
+bool
+bw_db_backoff(struct bw_request *req, int attempt)
+{
+	if (attempt >= MAX_ATTEMPTS) {
+		bw_resp_header(req, "Retry-After", "1");
+		bw_resp_problem(req, 503, "dependency_unavailable",
+		                "the database kept aborting this transaction; retry shortly");
+		return false;
+	}
+	/* 5, 10, 20 ms, each with up to as much again at random. */
+	long ms = 5L << (attempt - 1);
+	ms += random() % (ms + 1);
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+	nanosleep(&ts, NULL);
+	return true;
+}
