@@ -178,6 +178,10 @@ redis_conf() { # role
 		echo "# written by dev/lib/stack.sh at each start"
 		echo "bind 127.0.0.1"
 		echo "port $port"
+		# Also a unix socket, the cheaper transport for a Redis on the same host
+		# (bench/run uses it; the tests use TCP).
+		echo "unixsocket $d/redis.sock"
+		echo "unixsocketperm 700"
 		echo "protected-mode yes"
 		echo "daemonize no"
 		echo "pidfile $d/redis.pid"
@@ -528,6 +532,8 @@ write_env() {
 		echo "export BULWARK_SCHEMA_DIR=$(q "$BW_ROOT/schema")"
 		echo "export BULWARK_REDIS=$(q "127.0.0.1:$P_REDIS")"
 		echo "export BULWARK_REDIS_CACHE=$(q "127.0.0.1:$P_CACHE")"
+		echo "export BW_REDIS_SOCK=$(q "$(redis_dir redis)/redis.sock")"
+		echo "export BW_REDIS_CACHE_SOCK=$(q "$(redis_dir redis_cache)/redis.sock")"
 		echo "export BULWARK_MONGO=$(q "$mongo")"
 		echo "export BULWARK_LISTEN=$(q "$DIR/run/fcgi.sock")"
 		echo "export BULWARK_STATUS_LISTEN=$(q "$DIR/run/status.sock")"

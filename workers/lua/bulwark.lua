@@ -28,17 +28,21 @@ local function now_us(given)
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- One policy: returns allowed, new_tat, remaining, reset_after, retry_after.
-local function gcra(key, interval, burst, now)
-  local tat = tonumber(redis.call('GET', key) or '0')
+-- One policy, from the stored TAT (a string or false): returns allowed,
+-- new_tat, remaining, reset_after, retry_after.
+local function gcra_at(stored, interval, burst, now)
+  local tat = tonumber(stored or '0')
   if tat < now then tat = now end
   local new_tat = tat + interval
   local limit = burst * interval
   if new_tat - now > limit then
     return false, tat, 0, tat - now, new_tat - now - limit
   end
-  local remaining = math.floor((limit - (new_tat - now)) / interval)
-  return true, new_tat, remaining, new_tat - now, 0
+  return true, new_tat, math.floor((limit - (new_tat - now)) / interval), new_tat - now, 0
+end
+
+local function gcra(key, interval, burst, now)
+  return gcra_at(redis.call('GET', key), interval, burst, now)
 end
 
 local function commit(key, tat, now)
@@ -103,8 +107,9 @@ local function bw_auth(keys, args)
   local tenant_bucket = 'rl:t:' .. rec[1]
   local kint, kburst = tonumber(rec[4]), tonumber(rec[5])
   local tint, tburst = tonumber(rec[6]), tonumber(rec[7])
-  local k_ok, k_tat, k_rem, k_reset, k_retry = gcra(key_bucket, kint, kburst, now)
-  local t_ok, t_tat, t_rem, t_reset, t_retry = gcra(tenant_bucket, tint, tburst, now)
+  local tats = redis.call('MGET', key_bucket, tenant_bucket)
+  local k_ok, k_tat, k_rem, k_reset, k_retry = gcra_at(tats[1], kint, kburst, now)
+  local t_ok, t_tat, t_rem, t_reset, t_retry = gcra_at(tats[2], tint, tburst, now)
   if k_ok and t_ok then
     commit(key_bucket, k_tat, now)
     commit(tenant_bucket, t_tat, now)
@@ -249,3 +254,37 @@ redis.register_function('bw_key_created', bw_key_created)
 redis.register_function('bw_cache_get', bw_cache_get)
 redis.register_function('bw_cache_fill', bw_cache_fill)
 redis.register_function('bw_cache_bump', bw_cache_bump)
+
+--[[
+bw_tel_latest_put KEYS: tl:TENANT:DEVICE   hash {ts, id, doc}: a device's newest reading
+                  ARGV: ts_ms, id (24 hex digits), doc (the reading as JSON), ttl_ms
+Keeps the newest reading only: writes when (ts, id) is greater than what is
+there, ts compared as integers (Unix ms, exact in a Lua double), then id as
+a string (hex ObjectIds compare like their bytes: the order of MongoDB's
+sort {ts: -1, _id: -1}). So a late or concurrent fill with an older reading
+never replaces a newer one. Sets the TTL again on each write.
+Returns 1 when written, 0 when what is there is as new or newer.
+]]
+local function bw_tel_latest_put(keys, args)
+  local ts = tonumber(args[1])
+  local cur = redis.call('HMGET', keys[1], 'ts', 'id')
+  if cur[1] then
+    local cts = tonumber(cur[1])
+    if cts > ts or (cts == ts and cur[2] >= args[2]) then return 0 end
+  end
+  redis.call('HSET', keys[1], 'ts', args[1], 'id', args[2], 'doc', args[3])
+  redis.call('PEXPIRE', keys[1], tonumber(args[4]))
+  return 1
+end
+
+--[[
+bw_tel_latest_get KEYS: tl:TENANT:DEVICE
+Returns the cached reading's JSON, or nil.
+]]
+local function bw_tel_latest_get(keys, args)
+  return redis.call('HGET', keys[1], 'doc')
+end
+
+redis.register_function('bw_tel_latest_put', bw_tel_latest_put)
+redis.register_function{function_name = 'bw_tel_latest_get', callback = bw_tel_latest_get,
+                        flags = {'no-writes'}}
