@@ -104,23 +104,56 @@ bw_idem_check(struct bw_request *req, const struct bw_idem *idem)
 		return BW_IDEM_ANSWERED;
 	}
 	const char *route = bw_pg_get(&r, 0, 1);
-	const char *fp = bw_pg_get(&r, 0, 2);
 	if (route == NULL)
 		return BW_IDEM_NEW;
 	bw_db_rollback(req);
-	if (fp == NULL || strcmp(route, req->route->name) != 0 || strlen(fp) != BW_SHA256_HEX_LEN ||
+	bw_idem_answer_stored(req, idem, route, bw_pg_get(&r, 0, 2), bw_pg_get(&r, 0, 3),
+	                      bw_pg_get(&r, 0, 4));
+	return BW_IDEM_ANSWERED;
+}
+
+void
+bw_idem_answer_stored(struct bw_request *req, const struct bw_idem *idem, const char *route,
+                      const char *fp, const char *status, const char *body)
+{
+	if (route == NULL || fp == NULL || status == NULL || body == NULL ||
+	    strcmp(route, req->route->name) != 0 || strlen(fp) != BW_SHA256_HEX_LEN ||
 	    !bw_ct_equal(fp, idem->fingerprint, BW_SHA256_HEX_LEN)) {
 		bw_resp_problem(req, 422, "idempotency_key_reused",
 		                "this Idempotency-Key was used with a different request");
-		return BW_IDEM_ANSWERED;
+		return;
 	}
-	int status = atoi(bw_pg_get(&r, 0, 3));
+	int st = atoi(status);
 	bw_buf_reset(&req->body_out);
-	bw_buf_puts(&req->body_out, bw_pg_get(&r, 0, 4));
+	bw_buf_puts(&req->body_out, body);
 	bw_resp_header(req, "Idempotent-Replayed", "true");
-	req->status = status;
-	req->out_type = status >= 400 ? "application/problem+json" : "application/json";
-	return BW_IDEM_ANSWERED;
+	req->status = st;
+	req->out_type = st >= 400 ? "application/problem+json" : "application/json";
+}
+
+static bool
+storable(const struct bw_request *req, const struct bw_idem *idem)
+{
+	int st = req->status;
+	return idem->key != NULL && st < 500 && st != 401 && st != 409 && st != 429;
+}
+
+const char *
+bw_idem_insert_sql(struct bw_request *req, const struct bw_idem *idem)
+{
+	struct bw_arena *a = req->arena;
+
+	if (!storable(req, idem))
+		return "";
+	return bw_arena_printf(a,
+	                       "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, route, "
+	                       "fingerprint, status, "
+	                       "body) VALUES (%s, %s, %s, %s, %s, %d, %s);",
+	                       bw_pg_literal(a, req->who.tenant_id),
+	                       bw_pg_literal(a, req->who.key_id), bw_pg_literal(a, idem->key),
+	                       bw_pg_literal(a, req->route->name),
+	                       bw_pg_literal(a, idem->fingerprint), req->status,
+	                       bw_pg_literal(a, bw_buf_cstr(&req->body_out)));
 }
 
 enum bw_db_rc
@@ -129,7 +162,7 @@ bw_idem_store(struct bw_request *req, const struct bw_idem *idem)
 	struct bw_pg_result r;
 	int st = req->status;
 
-	if (idem->key == NULL || st >= 500 || st == 401 || st == 409 || st == 429)
+	if (!storable(req, idem))
 		return BW_DB_OK;
 	const char *p[] = {
 	    req->who.tenant_id,         req->who.key_id,   idem->key,

@@ -1,8 +1,9 @@
 /* POST /v1/transfers and GET /v1/transfers/{id}. A transfer is one
- * transaction: the Idempotency-Key claim, ledger_transfer() (schema/002:
- * both accounts locked in id order, checks before writes, two entries), the
- * stored outcome, COMMIT. Serialization failures and deadlocks run the
- * whole transaction again with jittered backoff, then 503 — never 500. */
+ * transaction of two round trips: BEGIN and ledger_transfer_once()
+ * (schema/003: the Idempotency-Key claim, then ledger_transfer() of
+ * schema/002, which locks both accounts in id order, checks before any
+ * write and writes two entries), then the stored outcome and COMMIT. Serialization failures and
+ * deadlocks run the whole transaction again with jittered backoff, then 503 — never 500. */
 #include <stdio.h>
 #include <string.h>
 
@@ -89,9 +90,10 @@ read_input(struct bw_request *req, struct transfer_input *in)
 
 /* Sets the final response of one attempt from ledger_transfer's row. */
 static void
-answer(struct bw_request *req, const struct transfer_input *in, const struct bw_pg_result *r)
+answer(struct bw_request *req, const struct transfer_input *in, const struct bw_pg_result *r,
+       int col)
 {
-	const char *outcome = bw_pg_get(r, 0, 0);
+	const char *outcome = bw_pg_get(r, 0, col);
 
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
 		if (outcome != NULL && strcmp(outcome, refusals[i].outcome) == 0) {
@@ -102,16 +104,36 @@ answer(struct bw_request *req, const struct transfer_input *in, const struct bw_
 	}
 	struct bw_buf *b = &req->body_out;
 	bw_buf_puts(b, "{");
-	bw_json_kv_str(b, "id", bw_pg_get(r, 0, 1), true);
+	bw_json_kv_str(b, "id", bw_pg_get(r, 0, col + 1), true);
 	bw_json_kv_str(b, "from_account", in->from, false);
 	bw_json_kv_str(b, "to_account", in->to, false);
 	bw_json_key(b, "amount", false);
 	bw_buf_puts(b, in->amount);
 	bw_json_kv_str(b, "currency", in->currency, false);
 	bw_json_kv_str(b, "memo", in->memo, false);
-	bw_json_kv_str(b, "created_at", bw_pg_get(r, 0, 2), false);
+	bw_json_kv_str(b, "created_at", bw_pg_get(r, 0, col + 2), false);
 	bw_buf_puts(b, "}");
 	bw_resp_json(req, 201);
+}
+
+/* ledger_transfer_once (schema/003) in the same string as BEGIN and the
+ * tenant setting: one round trip claims the key and does the transfer. */
+static const char *
+transfer_sql(struct bw_request *req, const struct transfer_input *in, const struct bw_idem *idem)
+{
+	struct bw_arena *a = req->arena;
+	/* An id that cannot exist is passed as NULL: simply not found. */
+	bool ids_ok = bw_is_uuid(in->from) && bw_is_uuid(in->to);
+
+	return bw_arena_printf(
+	    a,
+	    "BEGIN; SELECT set_config('bulwark.tenant_id', %s, true); "
+	    "SELECT state, route, fingerprint, status::text, body, outcome, transfer_id::text, "
+	    "created_at FROM ledger_transfer_once(%s, %s, %s::uuid, %s::uuid, %s, %s, %s)",
+	    bw_pg_literal(a, req->who.tenant_id), bw_pg_literal(a, req->who.key_id),
+	    bw_pg_literal(a, idem->key), bw_pg_literal(a, ids_ok ? in->from : NULL),
+	    bw_pg_literal(a, ids_ok ? in->to : NULL), in->amount, bw_pg_literal(a, in->currency),
+	    bw_pg_literal(a, in->memo));
 }
 
 void
@@ -119,43 +141,48 @@ bw_api_transfer_create(struct bw_request *req)
 {
 	struct transfer_input in;
 	struct bw_idem idem;
-	struct bw_pg_result r;
+	struct bw_pg_result r, done;
+	struct bw_pg_error e;
 
 	if (!bw_idem_read(req, &idem, true) || !read_input(req, &in))
 		return;
-	/* An id that cannot exist is simply not found (and nothing is written). */
-	bool ids_ok = bw_is_uuid(in.from) && bw_is_uuid(in.to);
-	const char *p[] = {in.from, in.to, in.amount, in.currency, in.memo};
+	const char *claim = transfer_sql(req, &in, &idem);
 	for (int attempt = 1;; attempt++) {
 		bw_buf_reset(&req->body_out);
 		req->status = 0;
-		enum bw_db_rc rc = bw_db_begin(req, false);
+		enum bw_db_rc rc = bw_db_query(req, claim, 0, NULL, &r, NULL);
 		if (rc == BW_DB_OK) {
-			enum bw_idem_rc ir = bw_idem_check(req, &idem);
-			if (ir == BW_IDEM_ANSWERED || ir == BW_IDEM_FAILED)
+			const char *state = bw_pg_get(&r, 0, 0);
+			if (state == NULL || strcmp(state, "new") != 0) {
+				bw_db_rollback(req);
+				if (state != NULL && strcmp(state, "stored") == 0)
+					bw_idem_answer_stored(
+					    req, &idem, bw_pg_get(&r, 0, 1), bw_pg_get(&r, 0, 2),
+					    bw_pg_get(&r, 0, 3), bw_pg_get(&r, 0, 4));
+				else
+					bw_resp_problem(
+					    req, 409, "idempotency_key_in_flight",
+					    "a request with this Idempotency-Key is still being "
+					    "processed");
 				return;
-			rc = ir == BW_IDEM_RETRY ? BW_DB_RETRY : BW_DB_OK;
-		}
-		bool changed = false;
-		if (rc == BW_DB_OK && !ids_ok) {
-			bw_resp_problem(req, 404, "account_not_found",
-			                "an account of this transfer does not exist");
-		} else if (rc == BW_DB_OK) {
-			rc = bw_db_query(req,
-			                 "SELECT outcome, transfer_id::text, created_at "
-			                 "FROM ledger_transfer($1, $2, $3, $4, $5)",
-			                 5, p, &r, NULL);
-			if (rc == BW_DB_OK) {
-				answer(req, &in, &r);
-				changed = req->status == 201;
+			}
+			/* ledger_transfer's row sits in columns 5..7 of this one. */
+			struct bw_pg_result t = r;
+			answer(req, &in, &t, 5);
+			const char *finish = bw_arena_printf(req->arena, "%s COMMIT",
+			                                     bw_idem_insert_sql(req, &idem));
+			rc = bw_db_query(req, finish, 0, NULL, &done, &e);
+			if (rc == BW_DB_FAILED) {
+				/* Stored by a twin that committed after our claim: run again,
+				 * replay it. */
+				if (e.kind == BW_PG_ERR_SQL && strcmp(e.sqlstate, "23505") == 0)
+					rc = BW_DB_RETRY;
+				else
+					bw_db_answer(req, &e);
 			}
 		}
-		if (rc == BW_DB_OK)
-			rc = bw_idem_store(req, &idem);
-		if (rc == BW_DB_OK)
-			rc = bw_db_commit(req);
 		if (rc == BW_DB_OK) {
-			if (changed)
+			if (req->status == 201)
 				bw_report_invalidate(req);
 			bw_idem_cleanup(req);
 			return;

@@ -411,6 +411,30 @@ bw_pg_get(const struct bw_pg_result *r, int row, int col)
 	return PQgetvalue(r->res, row, col);
 }
 
+const char *
+bw_pg_literal(struct bw_arena *a, const char *s)
+{
+	if (s == NULL)
+		return "NULL";
+	size_t n = strlen(s), extra = 0;
+	for (size_t i = 0; i < n; i++)
+		extra += s[i] == '\'' || s[i] == '\\';
+	char *out = bw_arena_alloc(a, n + extra + 4);
+	if (out == NULL)
+		return NULL;
+	char *o = out;
+	*o++ = 'E';
+	*o++ = '\'';
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\'' || s[i] == '\\')
+			*o++ = s[i];
+		*o++ = s[i];
+	}
+	*o++ = '\'';
+	*o = '\0';
+	return out;
+}
+
 bool
 bw_pg_in_transaction(void)
 {

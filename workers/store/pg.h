@@ -64,6 +64,10 @@ int bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *co
                 int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err);
 /* Value of row/col, or NULL for SQL NULL or out of range. */
 const char *bw_pg_get(const struct bw_pg_result *r, int row, int col);
+/* s as an SQL string literal (E'…' with ' and \ escaped), or NULL for a
+ * NULL s: for statements sent as one simple-protocol string to save round
+ * trips. The server must use UTF-8 (ours does). */
+const char *bw_pg_literal(struct bw_arena *a, const char *s);
 /* True while the connection is inside a transaction block. */
 bool bw_pg_in_transaction(void);
 /* Drops the connection (after a failed transaction, or to switch users). */
