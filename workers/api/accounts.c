@@ -274,10 +274,12 @@ bw_api_account_list(struct bw_request *req)
 	const char *p[] = {req->who.tenant_id, after, bw_arena_printf(req->arena, "%d", limit + 1)};
 	enum bw_db_rc rc;
 	if ((rc = bw_db_begin(req, true)) != BW_DB_OK ||
-	    (rc = bw_db_query(req,
-	                      "SELECT " BW_ACCOUNT_COLUMNS " FROM accounts WHERE tenant_id = $1 "
-	                      "AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3",
-	                      3, p, &r, NULL)) != BW_DB_OK ||
+	    (rc = bw_db_query(
+	         req,
+	         "SELECT " BW_ACCOUNT_COLUMNS " FROM accounts WHERE tenant_id = $1 "
+	         "AND ($2::uuid IS NULL OR accounts.id > $2::uuid) ORDER BY accounts.id "
+	         "LIMIT $3",
+	         3, p, &r, NULL)) != BW_DB_OK ||
 	    (rc = bw_db_commit(req)) != BW_DB_OK) {
 		bw_db_settle(req, rc);
 		return;
@@ -299,7 +301,10 @@ bw_api_account_entries(struct bw_request *req)
 		bw_resp_problem(req, 404, "account_not_found", "no account %s", id);
 		return;
 	}
-	if (after != NULL && strspn(after, "0123456789") != strlen(after)) {
+	/* Entry ids are bigint: up to 9223372036854775807. */
+	size_t alen = after != NULL ? strlen(after) : 0;
+	if (after != NULL && (strspn(after, "0123456789") != alen || alen < 1 || alen > 19 ||
+	                      (alen == 19 && strcmp(after, "9223372036854775807") > 0))) {
 		bw_resp_problem(req, 400, "invalid_parameter",
 		                "after is not a cursor of this list");
 		return;
@@ -318,12 +323,13 @@ bw_api_account_entries(struct bw_request *req)
 		bw_resp_problem(req, 404, "account_not_found", "no account %s", id);
 		return;
 	}
-	if ((rc = bw_db_query(req,
-	                      "SELECT id::text, account_id::text, transfer_id::text, amount::text, "
-	                      "balance_after::text, bw_rfc3339(created_at) FROM entries "
-	                      "WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint) "
-	                      "ORDER BY id DESC LIMIT $3",
-	                      3, p, &r, NULL)) != BW_DB_OK ||
+	if ((rc = bw_db_query(
+	         req,
+	         "SELECT id::text, account_id::text, transfer_id::text, amount::text, "
+	         "balance_after::text, bw_rfc3339(created_at) FROM entries "
+	         "WHERE account_id = $1 AND ($2::bigint IS NULL OR entries.id < $2::bigint) "
+	         "ORDER BY entries.id DESC LIMIT $3",
+	         3, p, &r, NULL)) != BW_DB_OK ||
 	    (rc = bw_db_commit(req)) != BW_DB_OK) {
 		bw_db_settle(req, rc);
 		return;

@@ -194,15 +194,14 @@ bw_idem_cleanup(struct bw_request *req)
 	if (now < next_ms)
 		return;
 	next_ms = now + CLEANUP_PERIOD + random() % CLEANUP_PERIOD;
-	/* SKIP LOCKED and a small batch: a cleanup never waits on a row and never
-	 * holds many; a delete takes only row locks, never a table lock. Raw
+	/* A small batch of rows nobody writes any more (older than 72 h): a
+	 * delete takes row locks only, never a table lock. Raw
 	 * queries: whatever happens here must not touch the response. */
 	const char *sql = bw_arena_printf(
 	    req->arena,
 	    "BEGIN; SELECT set_config('bulwark.tenant_id', '%s', true); "
 	    "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
-	    "WHERE created_at < now() - interval '72 hours' LIMIT " CLEANUP_BATCH
-	    " FOR UPDATE SKIP LOCKED)",
+	    "WHERE created_at < now() - interval '72 hours' LIMIT " CLEANUP_BATCH ")",
 	    req->who.tenant_id);
 	if (bw_pg_query(req->arena, sql, 0, NULL, 0, &r, &e) < 0) {
 		bw_warn("idempotency cleanup: %s", e.message);

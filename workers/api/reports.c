@@ -177,6 +177,15 @@ compute_and_reply(struct bw_request *req, const struct cache_keys *k, const char
 		reply(req, bw_buf_cstr(&body), "MISS");
 		return;
 	}
+	if (gen != NULL) {
+		/* Let the next reader try now rather than wait out the lease. */
+		const char *keys[] = {k->lease};
+		const char *args[] = {token};
+		struct bw_redis_reply *r;
+		char err[160];
+		bw_redis_fcall(req->arena, BW_DEP_REDIS_CACHE, "bw_cache_release", 1, keys, 1, args,
+		               &r, err, sizeof(err));
+	}
 	if (stale != NULL) {
 		reply(req, stale, "STALE");
 		return;

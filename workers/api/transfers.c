@@ -32,6 +32,16 @@ struct transfer_input {
 	const char *from, *to, *amount, *currency, *memo;
 };
 
+static const char *
+lower(struct bw_request *req, const char *s)
+{
+	char *out = bw_arena_strdup(req->arena, s);
+	for (char *p = out; p != NULL && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return out;
+}
+
 static bool
 read_input(struct bw_request *req, struct transfer_input *in)
 {
@@ -80,8 +90,9 @@ read_input(struct bw_request *req, struct transfer_input *in)
 			return false;
 		}
 	}
-	in->from = from.str;
-	in->to = to.str;
+	/* Ids are echoed as the API writes them: lower case. */
+	in->from = lower(req, from.str);
+	in->to = lower(req, to.str);
 	in->amount = bw_arena_printf(req->arena, "%lld", (long long)amount.integer);
 	in->currency = cur.str;
 	in->memo = memo.type == BW_BODY_STRING ? memo.str : NULL;

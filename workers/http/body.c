@@ -26,6 +26,45 @@ allowed_key(const char *key, const char *const *allowed)
 	return false;
 }
 
+/* What libbson would take but we must not: integer literals it would wrap
+ * instead of refusing (more than 19 digits), and member names starting with
+ * '$', which it reads as extended JSON ({"$numberLong": "5"} is a number to
+ * it). A lexical pass over the text; the parse proper is libbson's. */
+static const char *
+lexical_check(const char *p, size_t n)
+{
+	size_t digits = 0;
+	bool in_number = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (c == '"') {
+			size_t start = ++i;
+			while (i < n && p[i] != '"')
+				i += p[i] == '\\' ? 2 : 1;
+			size_t j = i + 1;
+			while (j < n &&
+			       (p[j] == ' ' || p[j] == '\t' || p[j] == '\r' || p[j] == '\n'))
+				j++;
+			if (j < n && p[j] == ':' && start < n && p[start] == '$')
+				return "member names may not start with $";
+			in_number = false;
+			continue;
+		}
+		if (c >= '0' && c <= '9') {
+			if (!in_number)
+				digits = 0;
+			in_number = true;
+			if (++digits > 19)
+				return "a number is out of range";
+			continue;
+		}
+		/* A fraction or exponent starts a new run; the type check rejects those. */
+		in_number = false;
+	}
+	return NULL;
+}
+
 struct bw_body *
 bw_body_parse(struct bw_request *req, const char *const *allowed)
 {
@@ -40,12 +79,19 @@ bw_body_parse(struct bw_request *req, const char *const *allowed)
 		bw_resp_problem(req, 400, "invalid_json", "the body must be a JSON object");
 		return NULL;
 	}
+	const char *why = lexical_check(req->body, req->body_len);
+	if (why != NULL) {
+		bw_resp_problem(req, 400, "invalid_json", "the body is not acceptable JSON: %s",
+		                why);
+		return NULL;
+	}
 	struct bw_body *b = bw_arena_alloc(req->arena, sizeof(*b));
 	if (b == NULL)
 		return NULL;
 	b->doc = bson_new_from_json((const uint8_t *)req->body, (ssize_t)req->body_len, &err);
 	if (b->doc == NULL) {
-		bw_resp_problem(req, 400, "invalid_json", "the body is not valid JSON: %s", err.message);
+		bw_resp_problem(req, 400, "invalid_json", "the body is not valid JSON: %s",
+		                err.message);
 		return NULL;
 	}
 	if (bw_arena_defer(req->arena, destroy, b->doc) < 0) {

@@ -235,6 +235,20 @@ local function bw_cache_fill(keys, args)
 end
 
 --[[
+bw_cache_release KEYS: lease   ARGV: token
+Gives the lease back after a failed computation, so the next reader tries
+at once instead of waiting for a fill that will not come. Returns 1 if it
+was ours.
+]]
+local function bw_cache_release(keys, args)
+  if redis.call('GET', keys[1]) == args[1] then
+    redis.call('DEL', keys[1])
+    return 1
+  end
+  return 0
+end
+
+--[[
 bw_cache_bump KEYS: gen   Returns the new generation (> every earlier one).
 ]]
 local function bw_cache_bump(keys, args)
@@ -254,6 +268,7 @@ redis.register_function('bw_key_created', bw_key_created)
 redis.register_function('bw_cache_get', bw_cache_get)
 redis.register_function('bw_cache_fill', bw_cache_fill)
 redis.register_function('bw_cache_bump', bw_cache_bump)
+redis.register_function('bw_cache_release', bw_cache_release)
 
 --[[
 bw_tel_latest_put KEYS: tl:TENANT:DEVICE   hash {ts, id, doc}: a device's newest reading

@@ -389,10 +389,16 @@ bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const 
 			PQclear(res);
 		return -1;
 	}
-	out->res = res;
 	out->nrows = PQntuples(res);
 	out->ncols = PQnfields(res);
 	snprintf(out->cmd_tuples, sizeof(out->cmd_tuples), "%s", PQcmdTuples(res));
+	if (a == NULL) {
+		/* No arena to own it: the caller wanted the status only (COMMIT, ROLLBACK). */
+		PQclear(res);
+		out->nrows = 0;
+		return 0;
+	}
+	out->res = res;
 	return 0;
 conn_fail:
 	pg_failed(msg);

@@ -151,6 +151,16 @@ link_connect(struct redis_link *l, int64_t timeout_ms, char *err, size_t errlen)
 		snprintf(err, errlen, "set timeout: %s", c->errstr);
 		goto fail;
 	}
+	/* Our library, not whatever an older bulwark left in Redis: loaded on
+	 * every connect (cheap, atomic), and again on "Function not found". */
+	redisReply *lr = redisCommand(c, "FUNCTION LOAD REPLACE %s", bw_lua_library);
+	if (lr == NULL) {
+		snprintf(err, errlen, "FUNCTION LOAD: %s", c->errstr);
+		goto fail;
+	}
+	if (lr->type == REDIS_REPLY_ERROR)
+		bw_warn("%s: cannot load the function library: %s", l->name, lr->str);
+	freeReplyObject(lr);
 	l->ctx = c;
 	l->pid = bw_pid();
 	return 0;
