@@ -189,9 +189,11 @@ redis_conf() { # role
 		echo "dir $d/data"
 		echo 'save ""'
 		if [[ $1 == redis ]]; then
-			# The rate-limit and key store: never evict, survive a restart.
-			echo "appendonly yes"
-			echo "appendfsync everysec"
+			# The rate-limit and key store: never evict. No persistence: nothing
+			# here is truth (a lost bucket is a full one, a lost key record or
+			# tombstone is read again from PostgreSQL), and an append-only file
+			# would cost a write(2) on every limiter decision.
+			echo "appendonly no"
 			echo "maxmemory-policy noeviction"
 		else
 			# The cache: bounded, evicts the least frequently used, keeps nothing.

@@ -68,18 +68,24 @@ bw_render_account(struct bw_buf *b, const struct bw_pg_result *r, int row)
 }
 
 void
-bw_render_transfer(struct bw_buf *b, const struct bw_pg_result *r, int row)
+bw_render_transfer_at(struct bw_buf *b, const struct bw_pg_result *r, int row, int col)
 {
 	bw_buf_puts(b, "{");
-	bw_json_kv_str(b, "id", bw_pg_get(r, row, 0), true);
-	bw_json_kv_str(b, "from_account", bw_pg_get(r, row, 1), false);
-	bw_json_kv_str(b, "to_account", bw_pg_get(r, row, 2), false);
+	bw_json_kv_str(b, "id", bw_pg_get(r, row, col), true);
+	bw_json_kv_str(b, "from_account", bw_pg_get(r, row, col + 1), false);
+	bw_json_kv_str(b, "to_account", bw_pg_get(r, row, col + 2), false);
 	bw_json_key(b, "amount", false);
-	put_number(b, bw_pg_get(r, row, 3));
-	bw_json_kv_str(b, "currency", bw_pg_get(r, row, 4), false);
-	bw_json_kv_str(b, "memo", bw_pg_get(r, row, 5), false);
-	bw_json_kv_str(b, "created_at", bw_pg_get(r, row, 6), false);
+	put_number(b, bw_pg_get(r, row, col + 3));
+	bw_json_kv_str(b, "currency", bw_pg_get(r, row, col + 4), false);
+	bw_json_kv_str(b, "memo", bw_pg_get(r, row, col + 5), false);
+	bw_json_kv_str(b, "created_at", bw_pg_get(r, row, col + 6), false);
 	bw_buf_puts(b, "}");
+}
+
+void
+bw_render_transfer(struct bw_buf *b, const struct bw_pg_result *r, int row)
+{
+	bw_render_transfer_at(b, r, row, 0);
 }
 
 static void

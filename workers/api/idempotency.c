@@ -138,24 +138,6 @@ storable(const struct bw_request *req, const struct bw_idem *idem)
 	return idem->key != NULL && st < 500 && st != 401 && st != 409 && st != 429;
 }
 
-const char *
-bw_idem_insert_sql(struct bw_request *req, const struct bw_idem *idem)
-{
-	struct bw_arena *a = req->arena;
-
-	if (!storable(req, idem))
-		return "";
-	return bw_arena_printf(a,
-	                       "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, route, "
-	                       "fingerprint, status, "
-	                       "body) VALUES (%s, %s, %s, %s, %s, %d, %s);",
-	                       bw_pg_literal(a, req->who.tenant_id),
-	                       bw_pg_literal(a, req->who.key_id), bw_pg_literal(a, idem->key),
-	                       bw_pg_literal(a, req->route->name),
-	                       bw_pg_literal(a, idem->fingerprint), req->status,
-	                       bw_pg_literal(a, bw_buf_cstr(&req->body_out)));
-}
-
 enum bw_db_rc
 bw_idem_store(struct bw_request *req, const struct bw_idem *idem)
 {

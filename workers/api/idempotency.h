@@ -34,9 +34,6 @@ enum bw_idem_rc bw_idem_check(struct bw_request *req, const struct bw_idem *idem
  * replay when route and fingerprint match, else 422. */
 void bw_idem_answer_stored(struct bw_request *req, const struct bw_idem *idem, const char *route,
                            const char *fingerprint, const char *status, const char *body);
-/* The INSERT storing the response now set on req, as one statement of
- * literals ending in ';', or "" when the outcome is not final. */
-const char *bw_idem_insert_sql(struct bw_request *req, const struct bw_idem *idem);
 /* Stores the response now set on req when it is final (2xx, or 4xx other
  * than 401, 409, 429), still inside the transaction. */
 enum bw_db_rc bw_idem_store(struct bw_request *req, const struct bw_idem *idem);

@@ -19,6 +19,8 @@
 
 void bw_render_account(struct bw_buf *b, const struct bw_pg_result *r, int row);
 void bw_render_transfer(struct bw_buf *b, const struct bw_pg_result *r, int row);
+/* The same from the 7 transfer columns starting at column col. */
+void bw_render_transfer_at(struct bw_buf *b, const struct bw_pg_result *r, int row, int col);
 bool bw_is_uuid(const char *s);
 bool bw_is_currency(const char *s);
 /* ?limit= and ?after= of a list route; false when the 400 is set. The

@@ -1,10 +1,11 @@
 /* POST /v1/transfers and GET /v1/transfers/{id}. A transfer is one
- * transaction of two round trips: BEGIN and ledger_transfer_once()
- * (schema/003: the Idempotency-Key claim, then ledger_transfer() of
- * schema/002, which locks both accounts in id order, checks before any
- * write and writes two entries), then the stored outcome and COMMIT. Serialization failures and
+ * transaction in one round trip: BEGIN, ledger_transfer_idempotent()
+ * (schema/004: the Idempotency-Key claim, ledger_transfer() of schema/002,
+ * which locks both accounts in id order, checks before any write and
+ * writes two entries, and the stored outcome), COMMIT. Serialization failures and
  * deadlocks run the whole transaction again with jittered backoff, then 503 — never 500. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -12,8 +13,10 @@
 #include "api/idempotency.h"
 #include "api/ledger.h"
 #include "core/arena.h"
+#include "core/log.h"
 #include "http/body.h"
 #include "http/response.h"
+#include "http/router.h"
 
 /* ledger_transfer's refusals, as the API answers them. */
 static const struct {
@@ -99,36 +102,24 @@ read_input(struct bw_request *req, struct transfer_input *in)
 	return true;
 }
 
-/* Sets the final response of one attempt from ledger_transfer's row. */
+/* A refusal of ledger_transfer, as the API answers it. */
 static void
-answer(struct bw_request *req, const struct transfer_input *in, const struct bw_pg_result *r,
-       int col)
+refuse(struct bw_request *req, const char *code)
 {
-	const char *outcome = bw_pg_get(r, 0, col);
-
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
-		if (outcome != NULL && strcmp(outcome, refusals[i].outcome) == 0) {
+		if (code != NULL && strcmp(code, refusals[i].outcome) == 0) {
 			bw_resp_problem(req, refusals[i].status, refusals[i].outcome, "%s",
 			                refusals[i].detail);
 			return;
 		}
 	}
-	struct bw_buf *b = &req->body_out;
-	bw_buf_puts(b, "{");
-	bw_json_kv_str(b, "id", bw_pg_get(r, 0, col + 1), true);
-	bw_json_kv_str(b, "from_account", in->from, false);
-	bw_json_kv_str(b, "to_account", in->to, false);
-	bw_json_key(b, "amount", false);
-	bw_buf_puts(b, in->amount);
-	bw_json_kv_str(b, "currency", in->currency, false);
-	bw_json_kv_str(b, "memo", in->memo, false);
-	bw_json_kv_str(b, "created_at", bw_pg_get(r, 0, col + 2), false);
-	bw_buf_puts(b, "}");
-	bw_resp_json(req, 201);
+	bw_error("ledger_transfer: unknown outcome %s", code != NULL ? code : "(null)");
+	bw_resp_problem(req, 500, "internal_error", "an unexpected database outcome");
 }
 
-/* ledger_transfer_once (schema/003) in the same string as BEGIN and the
- * tenant setting: one round trip claims the key and does the transfer. */
+/* ledger_transfer_idempotent (schema/004) between BEGIN and COMMIT in one
+ * string: the key is claimed, the transfer done and its outcome stored in
+ * one round trip, so the accounts are locked only while the server works. */
 static const char *
 transfer_sql(struct bw_request *req, const struct transfer_input *in, const struct bw_idem *idem)
 {
@@ -139,12 +130,46 @@ transfer_sql(struct bw_request *req, const struct transfer_input *in, const stru
 	return bw_arena_printf(
 	    a,
 	    "BEGIN; SELECT set_config('bulwark.tenant_id', %s, true); "
-	    "SELECT state, route, fingerprint, status::text, body, outcome, transfer_id::text, "
-	    "created_at FROM ledger_transfer_once(%s, %s, %s::uuid, %s::uuid, %s, %s, %s)",
+	    "SELECT state, status::text, code, request_id, transfer_id::text, from_account::text, "
+	    "to_account::text, amount::text, currency, memo, created_at, body "
+	    "FROM ledger_transfer_idempotent(%s, %s, %s, %s, %s, %s::uuid, %s::uuid, %s, %s, %s); "
+	    "COMMIT",
 	    bw_pg_literal(a, req->who.tenant_id), bw_pg_literal(a, req->who.key_id),
-	    bw_pg_literal(a, idem->key), bw_pg_literal(a, ids_ok ? in->from : NULL),
-	    bw_pg_literal(a, ids_ok ? in->to : NULL), in->amount, bw_pg_literal(a, in->currency),
-	    bw_pg_literal(a, in->memo));
+	    bw_pg_literal(a, idem->key), bw_pg_literal(a, req->route->name),
+	    bw_pg_literal(a, idem->fingerprint), bw_pg_literal(a, req->request_id),
+	    bw_pg_literal(a, ids_ok ? in->from : NULL), bw_pg_literal(a, ids_ok ? in->to : NULL),
+	    in->amount, bw_pg_literal(a, in->currency), bw_pg_literal(a, in->memo));
+}
+
+/* The response of an outcome row (new or stored): 201 with the transfer,
+ * or the refusal rendered with the request_id of the first response, so a
+ * replay is the same bytes. */
+static void
+render_outcome(struct bw_request *req, const struct bw_pg_result *r)
+{
+	const char *status = bw_pg_get(r, 0, 1), *code = bw_pg_get(r, 0, 2);
+	const char *body = bw_pg_get(r, 0, 11);
+
+	if (body != NULL) {
+		bw_buf_puts(&req->body_out, body);
+		req->status = status != NULL ? atoi(status) : 500;
+		req->out_type =
+		    req->status >= 400 ? "application/problem+json" : "application/json";
+		return;
+	}
+	if (status != NULL && strcmp(status, "201") == 0) {
+		/* Columns 4..10 are the transfer, in bw_render_transfer's order. */
+		struct bw_pg_result t = *r;
+		bw_render_transfer_at(&req->body_out, &t, 0, 4);
+		bw_resp_json(req, 201);
+		return;
+	}
+	const char *rid = req->request_id;
+	const char *stored_rid = bw_pg_get(r, 0, 3);
+	if (stored_rid != NULL)
+		req->request_id = stored_rid;
+	refuse(req, code);
+	req->request_id = rid;
 }
 
 void
@@ -152,50 +177,35 @@ bw_api_transfer_create(struct bw_request *req)
 {
 	struct transfer_input in;
 	struct bw_idem idem;
-	struct bw_pg_result r, done;
-	struct bw_pg_error e;
+	struct bw_pg_result r;
 
 	if (!bw_idem_read(req, &idem, true) || !read_input(req, &in))
 		return;
-	const char *claim = transfer_sql(req, &in, &idem);
+	const char *sql = transfer_sql(req, &in, &idem);
 	for (int attempt = 1;; attempt++) {
 		bw_buf_reset(&req->body_out);
 		req->status = 0;
-		enum bw_db_rc rc = bw_db_query(req, claim, 0, NULL, &r, NULL);
+		enum bw_db_rc rc = bw_db_query(req, sql, 0, NULL, &r, NULL);
 		if (rc == BW_DB_OK) {
 			const char *state = bw_pg_get(&r, 0, 0);
-			if (state == NULL || strcmp(state, "new") != 0) {
-				bw_db_rollback(req);
-				if (state != NULL && strcmp(state, "stored") == 0)
-					bw_idem_answer_stored(
-					    req, &idem, bw_pg_get(&r, 0, 1), bw_pg_get(&r, 0, 2),
-					    bw_pg_get(&r, 0, 3), bw_pg_get(&r, 0, 4));
-				else
-					bw_resp_problem(
-					    req, 409, "idempotency_key_in_flight",
-					    "a request with this Idempotency-Key is still being "
-					    "processed");
-				return;
+			if (state != NULL && strcmp(state, "new") == 0) {
+				render_outcome(req, &r);
+				if (req->status == 201)
+					bw_report_invalidate(req);
+				bw_idem_cleanup(req);
+			} else if (state != NULL && strcmp(state, "stored") == 0) {
+				render_outcome(req, &r);
+				bw_resp_header(req, "Idempotent-Replayed", "true");
+			} else if (state != NULL && strcmp(state, "reused") == 0) {
+				bw_resp_problem(
+				    req, 422, "idempotency_key_reused",
+				    "this Idempotency-Key was used with a different request");
+			} else {
+				bw_resp_problem(
+				    req, 409, "idempotency_key_in_flight",
+				    "a request with this Idempotency-Key is still being "
+				    "processed");
 			}
-			/* ledger_transfer's row sits in columns 5..7 of this one. */
-			struct bw_pg_result t = r;
-			answer(req, &in, &t, 5);
-			const char *finish = bw_arena_printf(req->arena, "%s COMMIT",
-			                                     bw_idem_insert_sql(req, &idem));
-			rc = bw_db_query(req, finish, 0, NULL, &done, &e);
-			if (rc == BW_DB_FAILED) {
-				/* Stored by a twin that committed after our claim: run again,
-				 * replay it. */
-				if (e.kind == BW_PG_ERR_SQL && strcmp(e.sqlstate, "23505") == 0)
-					rc = BW_DB_RETRY;
-				else
-					bw_db_answer(req, &e);
-			}
-		}
-		if (rc == BW_DB_OK) {
-			if (req->status == 201)
-				bw_report_invalidate(req);
-			bw_idem_cleanup(req);
 			return;
 		}
 		if (rc == BW_DB_FAILED || !bw_db_backoff(req, attempt))

@@ -206,7 +206,11 @@ pg_run_params(PGconn *c, const char *sql, int nparams, const char *const *params
 		r = PQgetResult(c);
 		if (r == NULL)
 			break;
-		if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+		/* Of several statements, the first error wins; otherwise the last
+		 * rows win over a later command ("…; SELECT …; COMMIT" gives the rows). */
+		if (res != NULL && (PQresultStatus(res) == PGRES_FATAL_ERROR ||
+		                    (PQresultStatus(res) == PGRES_TUPLES_OK &&
+		                     PQresultStatus(r) == PGRES_COMMAND_OK))) {
 			PQclear(r);
 			continue;
 		}
