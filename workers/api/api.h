@@ -14,6 +14,9 @@ void bw_api_account_entries(struct bw_request *req);
 void bw_api_transfer_create(struct bw_request *req);
 void bw_api_transfer_get(struct bw_request *req);
 void bw_api_report_summary(struct bw_request *req);
+void bw_api_telemetry_ingest(struct bw_request *req);
+void bw_api_telemetry_list(struct bw_request *req);
+void bw_api_telemetry_latest(struct bw_request *req);
 
 #ifdef BW_TEST_ROUTES
 void bw_api_test_sleep(struct bw_request *req);

@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "store/mongo.h"
 #include "store/pg.h"
 
 /* pg_advisory_lock key: "bulwark" in ASCII, fixed forever. */
@@ -42,6 +43,9 @@
 /* A migration statement may work for hours (CREATE INDEX CONCURRENTLY on a
  * big table); lock waits are what lock_timeout bounds. */
 #define STATEMENT_BUDGET_MS (24 * 3600 * 1000)
+
+/* MongoDB index builds may take long on a big collection. */
+#define MONGO_INDEX_TIMEOUT_MS (10 * 60 * 1000)
 
 #define USAGE "usage: bulwark migrate [-c FILE] up|status|lint [--dir DIR] [--wait SECONDS]\n"
 
@@ -662,10 +666,74 @@ cmd_lint(struct mig *m)
 	return bad > 0 ? 1 : 0;
 }
 
+/* ---- MongoDB indexes */
+
+/* Ensures what DIR/mongo/NAME.json describe (store/mongo.h), in name
+ * order; one line per file where an index was created or changed. */
+static int
+ensure_mongo_indexes(struct mig *m, int *total)
+{
+	const char *dir = bw_arena_printf(m->a, "%s/mongo", m->dir);
+	struct dirent **names = NULL;
+	char err[512];
+	int n, rc = 0;
+
+	*total = 0;
+	n = dir != NULL ? scandir(dir, &names, NULL, alphasort) : -1;
+	if (n < 0) {
+		if (dir != NULL && errno == ENOENT)
+			return 0;
+		fprintf(stderr, "bulwark: migrate: %s: %s\n", dir ? dir : "mongo", strerror(errno));
+		return -1;
+	}
+	if (m->cfg.mongo_timeout_ms < MONGO_INDEX_TIMEOUT_MS)
+		m->cfg.mongo_timeout_ms = MONGO_INDEX_TIMEOUT_MS;
+	bw_mongo_init(&m->cfg, m->cfg.breaker_cooldown_ms);
+	for (int i = 0; i < n && rc == 0; i++) {
+		const char *name = names[i]->d_name, *path;
+		size_t nl = strlen(name), len;
+		char *text;
+		int changed, mrc;
+
+		if (name[0] == '.' || nl < 6 || strcmp(name + nl - 5, ".json") != 0)
+			continue;
+		path = bw_arena_printf(m->a, "%s/%s", dir, name);
+		if (path == NULL || read_whole(m->a, path, &text, &len) < 0) {
+			fprintf(stderr, "bulwark: migrate: %s/%s: %s\n", dir, name,
+			        strerror(errno));
+			rc = -1;
+			continue;
+		}
+		mrc = bw_mongo_ensure_indexes(text, len, MONGO_INDEX_TIMEOUT_MS, &changed, err,
+		                              sizeof(err));
+		if (mrc == BW_MONGO_EINVALID) {
+			fprintf(stderr, "bulwark: migrate: %s: MongoDB: %s\n", path, err);
+			rc = -1;
+		} else if (mrc < 0) {
+			/* The daemon runs (503 for telemetry) while MongoDB is down;
+			 * its deployment need not stop here either. */
+			fprintf(stderr,
+			        "bulwark: migrate: MongoDB indexes not ensured, MongoDB is "
+			        "unavailable (%s); run bulwark migrate up again once it answers\n",
+			        err);
+			break;
+		} else if (changed > 0) {
+			printf("ensured mongo/%s: %d index%s created or changed\n", name, changed,
+			       changed == 1 ? "" : "es");
+			*total += changed;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	bw_mongo_close();
+	return rc;
+}
+
 static int
 cmd_up(struct mig *m)
 {
-	int nchanged = 0, nbad = 0, napplied = 0;
+	int nchanged = 0, nbad = 0, napplied = 0, nmongo = 0;
 
 	if (connect_owner(m) < 0 || take_lock(m) < 0 || ensure_table(m) < 0 || load_applied(m) < 0)
 		return 1;
@@ -695,7 +763,9 @@ cmd_up(struct mig *m)
 			return 1;
 		napplied++;
 	}
-	if (napplied == 0)
+	if (ensure_mongo_indexes(m, &nmongo) < 0)
+		return 1;
+	if (napplied == 0 && nmongo == 0)
 		printf("up to date\n");
 	return 0;
 }

@@ -58,6 +58,26 @@ const struct bw_config_key bw_config_keys[] = {
         "Redis for rate limits and key records: host:port or unix path"),
     KEY(redis_cache, BW_CONF_STRING, "", 0, 0, "Redis for the cache; empty = same as redis"),
     KEY(mongo, BW_CONF_STRING, "mongodb://127.0.0.1:27017/bulwark", 0, 0, "MongoDB URI"),
+    KEY(mongo_write_w, BW_CONF_STRING, "majority", 0, 0,
+        "write concern w of telemetry writes: majority, a number of members (>= 1) or a tag set "
+        "name"),
+    KEY(mongo_write_journal, BW_CONF_BOOL, "true", 0, 0,
+        "write concern j: acknowledged only once in the on-disk journal"),
+    KEY(mongo_wtimeout_ms, BW_CONF_INT, "4000", 1, 3600000,
+        "write concern wtimeout; keep it below mongo_timeout_ms (a timeout is a 503, the write's "
+        "fate unknown)"),
+    KEY(telemetry_max_past_s, BW_CONF_INT, "604800", 0, 315360000,
+        "oldest accepted reading ts, in seconds before receipt (else 400 clock_skew)"),
+    KEY(telemetry_max_future_s, BW_CONF_INT, "300", 0, 86400,
+        "newest accepted reading ts, in seconds after receipt (else 400 clock_skew)"),
+    KEY(telemetry_retention_days, BW_CONF_INT, "30", 1, 24855,
+        "days a reading is kept: the TTL index on received_at, set by bulwark migrate up"),
+    KEY(telemetry_latest_ttl_s, BW_CONF_INT, "3600", 1, 604800,
+        "how long the cache Redis keeps a device's latest reading"),
+    KEY(telemetry_write_mode, BW_CONF_STRING, "insert", 0, 0,
+        "upsert: each batch is one bulk of update_one upserts ($setOnInsert by _id); insert: an "
+        "unordered insert_many first, the upsert bulk only if the server refused it whole over a "
+        "duplicate (jongodb)"),
     KEY(connect_timeout_ms, BW_CONF_INT, "1000", 10, 60000, "connect timeout for every store"),
     KEY(pg_statement_timeout_ms, BW_CONF_INT, "5000", 10, 3600000, "PostgreSQL statement_timeout"),
     KEY(redis_timeout_ms, BW_CONF_INT, "250", 10, 60000, "Redis command timeout"),
@@ -365,6 +385,22 @@ check(struct bw_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen,
 		         "ratelimit_on_redis_error: must be local, open or closed (got \"%s\")",
 		         mode);
+		return -1;
+	}
+	if (strcmp(cfg->telemetry_write_mode, "upsert") != 0 &&
+	    strcmp(cfg->telemetry_write_mode, "insert") != 0) {
+		snprintf(err, errlen, "telemetry_write_mode: must be upsert or insert (got \"%s\")",
+		         cfg->telemetry_write_mode);
+		return -1;
+	}
+	/* w = 0 would acknowledge nothing: a 201 must mean written. */
+	const char *w = cfg->mongo_write_w;
+	bool members = w[0] != '\0' && strspn(w, "0123456789") == strlen(w);
+	if (w[0] == '\0' || (members && (strlen(w) > 2 || strtol(w, NULL, 10) < 1))) {
+		snprintf(err, errlen,
+		         "mongo_write_w: must be majority, a number of members (1 to 99) or a tag "
+		         "set name (got \"%s\")",
+		         w);
 		return -1;
 	}
 	/* Keys whose empty value means "the same as another". */

@@ -32,6 +32,14 @@ struct bw_config {
 	char *redis;
 	char *redis_cache;
 	char *mongo;
+	char *mongo_write_w;
+	bool mongo_write_journal;
+	int mongo_wtimeout_ms;
+	int telemetry_max_past_s;
+	int telemetry_max_future_s;
+	int telemetry_retention_days;
+	int telemetry_latest_ttl_s;
+	char *telemetry_write_mode;
 	int connect_timeout_ms;
 	int pg_statement_timeout_ms;
 	int redis_timeout_ms;

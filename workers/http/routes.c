@@ -15,6 +15,8 @@
 
 /* Ledger bodies are a few short fields. */
 #define LEDGER_BODY_LIMIT (16 * 1024)
+/* A telemetry batch: up to 500 readings, 1 MiB in all (the contract). */
+#define TELEMETRY_BODY_LIMIT (1024 * 1024)
 
 const struct bw_route bw_routes[] = {
     ROUTE("GET", "/healthz", bw_api_healthz, 0, 0, NULL),
@@ -30,6 +32,12 @@ const struct bw_route bw_routes[] = {
           LEDGER_BODY_LIMIT, "ledger:write"),
     ROUTE("GET", "/v1/transfers/{id}", bw_api_transfer_get, BW_ROUTE_AUTH, 0, "ledger:read"),
     ROUTE("GET", "/v1/reports/summary", bw_api_report_summary, BW_ROUTE_AUTH, 0, "ledger:read"),
+    ROUTE("POST", "/v1/devices/{device_id}/telemetry", bw_api_telemetry_ingest,
+          BW_ROUTE_AUTH | BW_ROUTE_JSON_BODY, TELEMETRY_BODY_LIMIT, "telemetry:write"),
+    ROUTE("GET", "/v1/devices/{device_id}/telemetry", bw_api_telemetry_list, BW_ROUTE_AUTH, 0,
+          "telemetry:read"),
+    ROUTE("GET", "/v1/devices/{device_id}/latest", bw_api_telemetry_latest, BW_ROUTE_AUTH, 0,
+          "telemetry:read"),
 #ifdef BW_TEST_ROUTES
     ROUTE("GET", "/test/sleep", bw_api_test_sleep, 0, 0, NULL),
     ROUTE("POST", "/test/echo", bw_api_test_echo, BW_ROUTE_JSON_BODY, 0, NULL),

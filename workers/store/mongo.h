@@ -6,7 +6,11 @@
 #ifndef BW_MONGO_H
 #define BW_MONGO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <bson/bson.h>
 
 #include "store/breaker.h"
 
@@ -38,5 +42,73 @@ int bw_mongo_ping(int timeout_ms, char *err, size_t errlen);
 const char *bw_mongo_db_name(void);
 
 const struct bw_breaker *bw_mongo_breaker(void);
+/* Milliseconds until the breaker lets a call through (0 when closed). */
+int64_t bw_mongo_retry_after_ms(void);
+
+/* ---- operations (all bounded by mongo_timeout_ms, all behind the breaker) ----
+ * Each returns 0, -1 when MongoDB is unavailable or did not answer in time
+ * (err filled, breaker told: answer 503), BW_MONGO_REFUSED when the open
+ * breaker refused the call (no I/O), or BW_MONGO_EINVALID when the server
+ * refused the request itself (a bug of ours: answer 500). A kept connection
+ * that fails at once (server restarted) is replaced and the call tried once
+ * more, before anything was returned to the caller. */
+
+/* The server answered that the request is wrong (not that it is down). */
+#define BW_MONGO_EINVALID (-3)
+
+/* What is known of one document of bw_mongo_insert_new. */
+enum bw_mongo_fate {
+	BW_MONGO_UNKNOWN = 0, /* no acknowledgement: it may or may not be stored */
+	BW_MONGO_STORED,      /* inserted, acknowledged with the write concern */
+	BW_MONGO_DUPLICATE,   /* a document with this _id already existed */
+	BW_MONGO_FAILED,      /* the server refused this document (a write error) */
+};
+
+/* Inserts docs[i] with _id ids[i] into collection unless a document with
+ * that _id exists: one unordered bulk of update_one({_id}, {$setOnInsert:
+ * doc}, upsert) -- unlike insert_many, it behaves the same on MongoDB and
+ * jongodb and reports each new document's index -- under the configured
+ * write concern (mongo_write_w, mongo_write_journal, mongo_wtimeout_ms).
+ * insert_first: send an unordered insert_many of {_id, ...doc} first
+ * (cheaper on servers whose upserts scan, jongodb), and the upsert bulk
+ * only when the server refused that whole over a duplicate _id (jongodb;
+ * MongoDB stores the rest and reports each duplicate, which is used as is).
+ * Returns 0 when everything was acknowledged (every fate STORED or
+ * DUPLICATE); -1 otherwise with fates telling what is known (a write
+ * concern error leaves the new ones UNKNOWN: written, not confirmed); on
+ * BW_MONGO_REFUSED nothing was sent and every fate is UNKNOWN. Retrying
+ * with the same ids is always safe. */
+int bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const *docs,
+                        size_t n, bool insert_first, enum bw_mongo_fate *fates, char *err,
+                        size_t errlen);
+
+/* Called for each document found, in order; non-zero stops the scan. The
+ * document is valid during the call only. */
+typedef int (*bw_mongo_doc_fn)(const bson_t *doc, void *arg);
+
+/* find(filter, opts) on collection, calling fn for each document. When it
+ * fails after some documents were passed to fn, the caller must discard
+ * what it did with them. */
+int bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts,
+                  bw_mongo_doc_fn fn, void *arg, char *err, size_t errlen);
+
+/* Runs cmd on the database of the URI (createIndexes for `bulwark
+ * migrate`) within timeout_ms. reply is always initialised (the caller
+ * destroys it); *server_code gets the server's error code (0 if none). */
+int bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_code, char *err,
+                     size_t errlen);
+
+/* Ensures the indexes of one spec file (schema/mongo/NAME.json, read by
+ * `bulwark migrate up`): {"collection": C, "indexes": [{"name", "key",
+ * "ttl_days_key"?, any other createIndexes option}]}, where ttl_days_key
+ * names an integer config key whose value in days becomes
+ * expireAfterSeconds. createIndexes (a no-op for indexes that exist), then
+ * listIndexes to check each TTL, and collMod where one differs. Each
+ * server call is bounded by timeout_ms. Sets *changed to the number of
+ * indexes created or changed. 0; -1 or BW_MONGO_REFUSED when MongoDB is
+ * unavailable; BW_MONGO_EINVALID for a bad spec or an index the server
+ * refuses or does not apply (err filled). */
+int bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *changed, char *err,
+                            size_t errlen);
 
 #endif
