@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
@@ -181,6 +182,18 @@ update_crash_breaker(struct bw_master *m, int64_t now)
 	}
 }
 
+/* Debian's libmongoc keeps its counters in /dev/shm/mongoc-<pid>, removed
+ * at exit: a worker that was killed leaves its file behind, in memory,
+ * and a later process with the same pid gets a warning on start-up. */
+static void
+forget_shm(pid_t pid)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "/mongoc-%d", (int)pid);
+	shm_unlink(name);
+}
+
 static void
 reap(struct bw_master *m, int64_t now)
 {
@@ -206,6 +219,7 @@ reap(struct bw_master *m, int64_t now)
 		else
 			why = BW_EXIT_CRASHED;
 		m->exits[why]++;
+		forget_shm(pid);
 		bw_counters_add(&m->retired, &m->sb->slots[i].counters);
 		memset(&m->sb->slots[i], 0, sizeof(m->sb->slots[i]));
 
