@@ -235,32 +235,38 @@ bw_api_account_create(struct bw_request *req)
 }
 
 void
-bw_api_account_get(struct bw_request *req)
+bw_ledger_get_one(struct bw_request *req, const char *sql, const char *code, const char *what,
+                  void (*render)(struct bw_buf *, const struct bw_pg_result *, int))
 {
 	const char *id = bw_request_path_param(req, "id");
 	struct bw_pg_result r;
+	enum bw_db_rc rc;
 
 	if (!bw_is_uuid(id)) {
-		bw_resp_problem(req, 404, "account_not_found", "no account %s", id);
+		bw_resp_problem(req, 404, code, "no %s %s", what, id);
 		return;
 	}
 	const char *p[] = {req->who.tenant_id, id};
-	enum bw_db_rc rc;
 	if ((rc = bw_db_begin(req, true)) != BW_DB_OK ||
-	    (rc = bw_db_query(req,
-	                      "SELECT " BW_ACCOUNT_COLUMNS " FROM accounts "
-	                      "WHERE tenant_id = $1 AND id = $2",
-	                      2, p, &r, NULL)) != BW_DB_OK ||
+	    (rc = bw_db_query(req, sql, 2, p, &r, NULL)) != BW_DB_OK ||
 	    (rc = bw_db_commit(req)) != BW_DB_OK) {
 		bw_db_settle(req, rc);
 		return;
 	}
 	if (r.nrows == 0) {
-		bw_resp_problem(req, 404, "account_not_found", "no account %s", id);
+		bw_resp_problem(req, 404, code, "no %s %s", what, id);
 		return;
 	}
-	bw_render_account(&req->body_out, &r, 0);
+	render(&req->body_out, &r, 0);
 	bw_resp_json(req, 200);
+}
+
+void
+bw_api_account_get(struct bw_request *req)
+{
+	bw_ledger_get_one(
+	    req, "SELECT " BW_ACCOUNT_COLUMNS " FROM accounts WHERE tenant_id = $1 AND id = $2",
+	    "account_not_found", "account", bw_render_account);
 }
 
 void

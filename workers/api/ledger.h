@@ -30,6 +30,10 @@ bool bw_list_params(struct bw_request *req, int *limit, const char **after);
  * a cursor wrapping column 0 of the last one when there are more. */
 void bw_render_list(struct bw_request *req, const struct bw_pg_result *r, int limit,
                     void (*render)(struct bw_buf *, const struct bw_pg_result *, int));
+/* GET of one row by the path's {id} as the caller's tenant: 404 `code`
+ * when absent (or not a uuid), else render's JSON. */
+void bw_ledger_get_one(struct bw_request *req, const char *sql, const char *code, const char *what,
+                       void (*render)(struct bw_buf *, const struct bw_pg_result *, int));
 /* A 400 naming the offending member with a JSON pointer. */
 void bw_invalid_field(struct bw_request *req, const char *field, const char *why);
 

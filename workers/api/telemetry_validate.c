@@ -154,39 +154,6 @@ is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-/* Length of the valid UTF-8 sequence at s (2..4 bytes), 0 when invalid:
- * overlong forms, surrogates and code points past U+10FFFF are refused. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0], cp;
-	size_t len;
-
-	if ((c & 0xE0) == 0xC0) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if ((c & 0xF0) == 0xE0) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if ((c & 0xF8) == 0xF0) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
 static int
 hex4(const char *s)
 {
@@ -326,7 +293,7 @@ parse_string(struct parser *P, const char **s, size_t *len)
 		} else if (c < 0x80) {
 			p++;
 		} else {
-			size_t l = utf8_seq(p, (size_t)(end - p));
+			size_t l = bw_utf8_len(p, (size_t)(end - p));
 			if (l == 0)
 				return syntax(P, (const char *)p, "invalid UTF-8 in a string");
 			p += l;

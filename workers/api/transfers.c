@@ -216,28 +216,7 @@ bw_api_transfer_create(struct bw_request *req)
 void
 bw_api_transfer_get(struct bw_request *req)
 {
-	const char *id = bw_request_path_param(req, "id");
-	struct bw_pg_result r;
-	enum bw_db_rc rc;
-
-	if (!bw_is_uuid(id)) {
-		bw_resp_problem(req, 404, "transfer_not_found", "no transfer %s", id);
-		return;
-	}
-	const char *p[] = {req->who.tenant_id, id};
-	if ((rc = bw_db_begin(req, true)) != BW_DB_OK ||
-	    (rc = bw_db_query(req,
-	                      "SELECT " BW_TRANSFER_COLUMNS " FROM transfers "
-	                      "WHERE tenant_id = $1 AND id = $2",
-	                      2, p, &r, NULL)) != BW_DB_OK ||
-	    (rc = bw_db_commit(req)) != BW_DB_OK) {
-		bw_db_settle(req, rc);
-		return;
-	}
-	if (r.nrows == 0) {
-		bw_resp_problem(req, 404, "transfer_not_found", "no transfer %s", id);
-		return;
-	}
-	bw_render_transfer(&req->body_out, &r, 0);
-	bw_resp_json(req, 200);
+	bw_ledger_get_one(
+	    req, "SELECT " BW_TRANSFER_COLUMNS " FROM transfers WHERE tenant_id = $1 AND id = $2",
+	    "transfer_not_found", "transfer", bw_render_transfer);
 }

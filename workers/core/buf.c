@@ -109,9 +109,8 @@ bw_buf_cstr(struct bw_buf *b)
 	return b->data != NULL ? b->data : "";
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
+size_t
+bw_utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	size_t len;
@@ -161,7 +160,7 @@ bw_json_strn(struct bw_buf *b, const char *str, size_t n)
 			continue;
 		}
 		if (c >= 0x80) {
-			size_t l = utf8_len(s + i, n - i);
+			size_t l = bw_utf8_len(s + i, n - i);
 			if (l > 0) {
 				i += l;
 				continue;

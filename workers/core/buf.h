@@ -27,6 +27,10 @@ void bw_buf_printf(struct bw_buf *b, const char *fmt, ...) __attribute__((format
 /* Always NUL-terminated (an empty buffer gives ""). */
 const char *bw_buf_cstr(struct bw_buf *b);
 
+/* Length of the valid UTF-8 sequence at s (1..4 bytes), 0 when invalid:
+ * overlong forms, surrogates and code points past U+10FFFF are refused. */
+size_t bw_utf8_len(const unsigned char *s, size_t n);
+
 /* A JSON string literal with quotes; invalid UTF-8 bytes become U+FFFD. */
 void bw_json_str(struct bw_buf *b, const char *s);
 void bw_json_strn(struct bw_buf *b, const char *s, size_t n);
