@@ -79,19 +79,9 @@ read_input(struct bw_request *req, struct transfer_input *in)
 		return false;
 	}
 	if (memo.type != BW_BODY_ABSENT && memo.type != BW_BODY_NULL &&
-	    (memo.type != BW_BODY_STRING || strlen(memo.str) > 2000)) {
+	    (memo.type != BW_BODY_STRING || bw_utf8_chars(memo.str) > 500)) {
 		bw_invalid_field(req, "memo", "a string of at most 500 characters, or null");
 		return false;
-	}
-	if (memo.type == BW_BODY_STRING) {
-		size_t chars = 0;
-		for (const char *s = memo.str; *s; s++)
-			chars += ((unsigned char)*s & 0xC0) != 0x80;
-		if (chars > 500) {
-			bw_invalid_field(req, "memo",
-			                 "a string of at most 500 characters, or null");
-			return false;
-		}
 	}
 	/* Ids are echoed as the API writes them: lower case. */
 	in->from = lower(req, from.str);
