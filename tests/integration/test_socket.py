@@ -105,3 +105,38 @@ def test_stale_queued_requests(t):
     from harness import metric_sum
     skipped = metric_sum(b.metrics(), "bulwark_stale_requests_skipped_total")
     t.check(skipped >= 3, f"bulwark_stale_requests_skipped_total = {skipped} after 5 abandoned requests")
+
+
+def test_close_without_linger(t):
+    """A worker that has read all nginx sent closes at once instead of
+    waiting for nginx to close first (libfcgi's lingering close): with one
+    worker and a client that keeps its end open after the response, the
+    next request is served without waiting out fcgi_close_timeout_ms."""
+    b = t.bulwark(own_sockets=True, workers=1, fcgi_close_timeout_ms=2000)
+    path = b.listen
+    for method, uri, body in (("GET", "/healthz", b""), ("POST", "/v1/whoami", b'{"x":1}')):
+        holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        holder.settimeout(10)
+        holder.connect(path)
+        p = {"REQUEST_METHOD": method, "REQUEST_URI": uri, "DOCUMENT_URI": uri, "SCRIPT_NAME": uri,
+             "QUERY_STRING": "", "CONTENT_LENGTH": str(len(body)) if body else "",
+             "CONTENT_TYPE": "application/json" if body else ""}
+        holder.sendall(_fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 0))
+                       + _fcgi_record(FCGI_PARAMS, 1, b"".join(_fcgi_nv(k, v) for k, v in p.items()))
+                       + _fcgi_record(FCGI_PARAMS, 1)
+                       + (_fcgi_record(FCGI_STDIN, 1, body) if body else b"")
+                       + _fcgi_record(FCGI_STDIN, 1))
+        got = b""
+        while True:  # the whole response, then EOF: the worker closed its end
+            c = holder.recv(65536)
+            if not c:
+                break
+            got += c
+        t.check(b"Status: " in got, f"{method} {uri}: no response on the held connection: {got[:120]!r}")
+        t0 = time.monotonic()
+        r = fcgi_request(path, "GET", "/healthz", timeout=10)
+        took = time.monotonic() - t0
+        holder.close()
+        t.eq(r.status, 200, f"the request after {method} {uri}")
+        t.check(took < 1.0, f"after {method} {uri} the only worker took {took:.2f}s to take the next request "
+                f"while the previous client kept its end open (lingering close, 2 s)")

@@ -44,7 +44,7 @@ const struct bw_config_key bw_config_keys[] = {
     KEY(fcgi_keeper_timeout_ms, BW_CONF_INT, "200", 1, 2000,
         "libfcgi AF_UNIX keeper poll (default 2000 stalls a worker)"),
     KEY(fcgi_close_timeout_ms, BW_CONF_INT, "500", 1, 2000,
-        "libfcgi lingering-close poll (default 2000 stalls every close)"),
+        "lingering close, when nginx may still be sending (libfcgi default 2000)"),
     KEY(postgres, BW_CONF_STRING, "host=/var/run/postgresql dbname=bulwark", 0, 0,
         "libpq connection string"),
     KEY(postgres_owner, BW_CONF_STRING, "", 0, 0,

@@ -85,5 +85,8 @@ int bw_request_read_body(struct bw_request *req, long limit);
 bool bw_request_client_gone(const struct bw_request *req);
 /* Writes status line, headers and body to the FastCGI stream. */
 int bw_request_send(struct bw_request *req);
+/* Ends the request and its connection (FCGX_Finish_r), without libfcgi's
+ * lingering close when nginx has nothing left to send. */
+void bw_request_finish(struct bw_request *req);
 
 #endif

@@ -179,7 +179,7 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 			continue;
 		}
 		size_t route = bw_http_serve(&req);
-		FCGX_Finish_r(&fcgx);
+		bw_request_finish(&req);
 		bw_slot_end(slot, route, req.status, bw_now_us() - req.start_us);
 		publish_deps(slot);
 		bw_arena_reset(arena);
