@@ -53,15 +53,15 @@ reset_after_failure(const struct bw_pg_error *e)
 		bw_pg_reset();
 }
 
-enum bw_db_rc
-bw_db_query(struct bw_request *req, const char *sql, int nparams, const char *const *params,
-            struct bw_pg_result *res, struct bw_pg_error *err)
+static enum bw_db_rc
+db_query(struct bw_request *req, const char *name, const char *sql, int nparams,
+         const char *const *params, struct bw_pg_result *res, struct bw_pg_error *err)
 {
 	struct bw_pg_error local;
 	struct bw_pg_error *e = err != NULL ? err : &local;
 
 	bw_phase_set("postgres");
-	if (bw_pg_query(req->arena, sql, nparams, params, 0, res, e) == 0)
+	if (bw_pg_query_prepared(req->arena, name, sql, nparams, params, 0, res, e) == 0)
 		return BW_DB_OK;
 	reset_after_failure(e);
 	if (retryable(e))
@@ -69,6 +69,20 @@ bw_db_query(struct bw_request *req, const char *sql, int nparams, const char *co
 	if (err == NULL)
 		bw_db_answer(req, e);
 	return BW_DB_FAILED;
+}
+
+enum bw_db_rc
+bw_db_query(struct bw_request *req, const char *sql, int nparams, const char *const *params,
+            struct bw_pg_result *res, struct bw_pg_error *err)
+{
+	return db_query(req, NULL, sql, nparams, params, res, err);
+}
+
+enum bw_db_rc
+bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql, int nparams,
+                     const char *const *params, struct bw_pg_result *res, struct bw_pg_error *err)
+{
+	return db_query(req, name, sql, nparams, params, res, err);
 }
 
 enum bw_db_rc

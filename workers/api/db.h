@@ -22,6 +22,11 @@ enum bw_db_rc bw_db_begin(struct bw_request *req, bool read_only);
 enum bw_db_rc bw_db_query(struct bw_request *req, const char *sql, int nparams,
                           const char *const *params, struct bw_pg_result *res,
                           struct bw_pg_error *err);
+/* The same with the statement prepared once per connection as name (see
+ * bw_pg_query_prepared). */
+enum bw_db_rc bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql,
+                                   int nparams, const char *const *params, struct bw_pg_result *res,
+                                   struct bw_pg_error *err);
 enum bw_db_rc bw_db_commit(struct bw_request *req);
 void bw_db_rollback(struct bw_request *req);
 /* Sets the response for an error bw_db_query returned to the caller. */

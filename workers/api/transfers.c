@@ -1,9 +1,10 @@
 /* POST /v1/transfers and GET /v1/transfers/{id}. A transfer is one
- * transaction in one round trip: BEGIN, ledger_transfer_idempotent()
- * (schema/004: the Idempotency-Key claim, ledger_transfer() of schema/002,
- * which locks both accounts in id order, checks before any write and
- * writes two entries, and the stored outcome), COMMIT. Serialization failures and
- * deadlocks run the whole transaction again with jittered backoff, then 503 — never 500. */
+ * statement, its own transaction, in one round trip:
+ * ledger_transfer_request() (schema/006: the tenant setting, then
+ * ledger_transfer_idempotent() of schema/004: the Idempotency-Key claim,
+ * ledger_transfer() of schema/002, which locks both accounts in id order,
+ * checks before any write and writes two entries, and the stored outcome). Serialization failures
+ * and deadlocks run the whole transaction again with jittered backoff, then 503 — never 500. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,28 +108,36 @@ refuse(struct bw_request *req, const char *code)
 	bw_resp_problem(req, 500, "internal_error", "an unexpected database outcome");
 }
 
-/* ledger_transfer_idempotent (schema/004) between BEGIN and COMMIT in one
- * string: the key is claimed, the transfer done and its outcome stored in
- * one round trip, so the accounts are locked only while the server works. */
-static const char *
-transfer_sql(struct bw_request *req, const struct transfer_input *in, const struct bw_idem *idem)
+/* ledger_transfer_request (schema/006) as one statement, its own
+ * transaction: the key is claimed, the transfer done and its outcome stored
+ * in one round trip, so the accounts are locked only while the server
+ * works; prepared once per connection, so it is planned once. */
+#define TRANSFER_SQL                                                                               \
+	"SELECT state, status::text, code, request_id, transfer_id::text, from_account::text, "    \
+	"to_account::text, amount::text, currency, memo, created_at, body "                        \
+	"FROM ledger_transfer_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+#define TRANSFER_NPARAMS 11
+
+static void
+transfer_params(struct bw_request *req, const struct transfer_input *in, const struct bw_idem *idem,
+                const char *params[TRANSFER_NPARAMS])
 {
-	struct bw_arena *a = req->arena;
 	/* An id that cannot exist is passed as NULL: simply not found. */
 	bool ids_ok = bw_is_uuid(in->from) && bw_is_uuid(in->to);
-
-	return bw_arena_printf(
-	    a,
-	    "BEGIN; SELECT set_config('bulwark.tenant_id', %s, true); "
-	    "SELECT state, status::text, code, request_id, transfer_id::text, from_account::text, "
-	    "to_account::text, amount::text, currency, memo, created_at, body "
-	    "FROM ledger_transfer_idempotent(%s, %s, %s, %s, %s, %s::uuid, %s::uuid, %s, %s, %s); "
-	    "COMMIT",
-	    bw_pg_literal(a, req->who.tenant_id), bw_pg_literal(a, req->who.key_id),
-	    bw_pg_literal(a, idem->key), bw_pg_literal(a, req->route->name),
-	    bw_pg_literal(a, idem->fingerprint), bw_pg_literal(a, req->request_id),
-	    bw_pg_literal(a, ids_ok ? in->from : NULL), bw_pg_literal(a, ids_ok ? in->to : NULL),
-	    in->amount, bw_pg_literal(a, in->currency), bw_pg_literal(a, in->memo));
+	const char *values[TRANSFER_NPARAMS] = {
+	    req->who.tenant_id,
+	    req->who.key_id,
+	    idem->key,
+	    req->route->name,
+	    idem->fingerprint,
+	    req->request_id,
+	    ids_ok ? in->from : NULL,
+	    ids_ok ? in->to : NULL,
+	    in->amount,
+	    in->currency,
+	    in->memo,
+	};
+	memcpy(params, values, sizeof(values));
 }
 
 /* The response of an outcome row (new or stored): 201 with the transfer,
@@ -171,11 +180,13 @@ bw_api_transfer_create(struct bw_request *req)
 
 	if (!bw_idem_read(req, &idem, true) || !read_input(req, &in))
 		return;
-	const char *sql = transfer_sql(req, &in, &idem);
+	const char *params[TRANSFER_NPARAMS];
+	transfer_params(req, &in, &idem, params);
 	for (int attempt = 1;; attempt++) {
 		bw_buf_reset(&req->body_out);
 		req->status = 0;
-		enum bw_db_rc rc = bw_db_query(req, sql, 0, NULL, &r, NULL);
+		enum bw_db_rc rc = bw_db_query_prepared(req, "transfer", TRANSFER_SQL,
+		                                        TRANSFER_NPARAMS, params, &r, NULL);
 		if (rc == BW_DB_OK) {
 			const char *state = bw_pg_get(&r, 0, 0);
 			if (state != NULL && strcmp(state, "new") == 0) {

@@ -34,6 +34,9 @@ static struct {
 	char version[16];
 	const char *conninfo; /* overrides cfg->postgres (CLI commands) */
 	bool no_reconnect;    /* a session holds state: never replace it silently */
+	/* Statements prepared on conn (names are static strings). */
+	const char *prepared[8];
+	int nprepared;
 } pg;
 
 /* First line of a libpq message, prefixed; libpq ends its messages with a
@@ -166,6 +169,7 @@ pg_connect(int64_t deadline_ms, char *err, size_t errlen)
 	}
 	pg.conn = c;
 	pg.pid = bw_pid();
+	pg.nprepared = 0;
 	return 0;
 fail:
 	if (c != NULL)
@@ -173,20 +177,16 @@ fail:
 	return -1;
 }
 
-/* Sends sql and collects its results until deadline_ms. Returns the last
- * result, or the first error result (caller PQclears it), or NULL with err
- * set when the connection failed or the deadline passed (*timed_out). */
+/* Sends what PQsend* queued and collects its results until deadline_ms.
+ * Returns the last result, or the first error result (caller PQclears it),
+ * or NULL with err set when the connection failed or the deadline passed
+ * (*timed_out). */
 static PGresult *
-pg_run_params(PGconn *c, const char *sql, int nparams, const char *const *params,
-              int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
+pg_collect(PGconn *c, int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
 {
 	PGresult *res = NULL, *r;
 	int w = 1, f;
 
-	*timed_out = false;
-	if (nparams == 0 ? !PQsendQuery(c, sql)
-	                 : !PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0))
-		goto fail;
 	/* Non-blocking mode may leave part of the query queued. */
 	while ((f = PQflush(c)) != 0) {
 		if (f < 0)
@@ -233,10 +233,75 @@ fail:
 	return NULL;
 }
 
+static bool
+is_prepared(const char *name)
+{
+	for (int i = 0; i < pg.nprepared; i++)
+		if (strcmp(pg.prepared[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Prepares name on c unless done already on this connection. Returns NULL
+ * when it is ready, else what pg_collect returned for the Parse (an error
+ * result, or NULL with err set). */
+static PGresult *
+pg_prepare(PGconn *c, const char *name, const char *sql, int nparams, int64_t deadline_ms,
+           bool *timed_out, char *err, size_t errlen, bool *failed)
+{
+	PGresult *res;
+
+	*failed = false;
+	if (is_prepared(name))
+		return NULL;
+	if (!PQsendPrepare(c, name, sql, nparams, NULL)) {
+		set_err(err, errlen, "query: ", PQerrorMessage(c));
+		*failed = true;
+		return NULL;
+	}
+	res = pg_collect(c, deadline_ms, timed_out, err, errlen);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		*failed = true;
+		return res;
+	}
+	PQclear(res);
+	if (pg.nprepared < (int)(sizeof(pg.prepared) / sizeof(pg.prepared[0])))
+		pg.prepared[pg.nprepared++] = name;
+	return NULL;
+}
+
+/* Sends sql (or the statement prepared as name) and collects its results:
+ * see pg_collect. */
+static PGresult *
+pg_run_params(PGconn *c, const char *name, const char *sql, int nparams, const char *const *params,
+              int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
+{
+	int sent;
+
+	*timed_out = false;
+	if (name != NULL) {
+		bool failed;
+		PGresult *res =
+		    pg_prepare(c, name, sql, nparams, deadline_ms, timed_out, err, errlen, &failed);
+		if (failed)
+			return res;
+		sent = PQsendQueryPrepared(c, name, nparams, params, NULL, NULL, 0);
+	} else if (nparams == 0) {
+		sent = PQsendQuery(c, sql);
+	} else {
+		sent = PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	}
+	if (!sent) {
+		set_err(err, errlen, "query: ", PQerrorMessage(c));
+		return NULL;
+	}
+	return pg_collect(c, deadline_ms, timed_out, err, errlen);
+}
+
 static PGresult *
 pg_run(PGconn *c, const char *sql, int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
 {
-	return pg_run_params(c, sql, 0, NULL, deadline_ms, timed_out, err, errlen);
+	return pg_run_params(c, NULL, sql, 0, NULL, deadline_ms, timed_out, err, errlen);
 }
 
 static void
@@ -339,13 +404,14 @@ clear_result(void *p)
 	PQclear(p);
 }
 
-int
-bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
-            int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err)
+static int
+pg_query(struct bw_arena *a, const char *name, const char *sql, int nparams,
+         const char *const *params, int timeout_ms, struct bw_pg_result *out,
+         struct bw_pg_error *err)
 {
 	int64_t now = bw_now_ms();
 	PGresult *res = NULL;
-	bool reused, timed_out;
+	bool reused, timed_out, replanned = false;
 	char msg[256];
 
 	memset(out, 0, sizeof(*out));
@@ -368,8 +434,23 @@ bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const 
 				goto conn_fail;
 		}
 		bool in_tx = PQtransactionStatus(pg.conn) != PQTRANS_IDLE;
-		res = pg_run_params(pg.conn, sql, nparams, params, deadline, &timed_out, msg,
+		res = pg_run_params(pg.conn, name, sql, nparams, params, deadline, &timed_out, msg,
 		                    sizeof(msg));
+		/* A migration that changed what a prepared statement returns:
+		 * "cached plan must not change result type". Prepare it afresh
+		 * on a new connection, once. */
+		if (res != NULL && name != NULL && !in_tx && !replanned && !pg.no_reconnect &&
+		    PQresultStatus(res) == PGRES_FATAL_ERROR &&
+		    strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL
+		               ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+		               : "",
+		           "0A000") == 0) {
+			PQclear(res);
+			res = NULL;
+			pg_drop();
+			replanned = true;
+			continue;
+		}
 		if (res != NULL)
 			break;
 		pg_drop();
@@ -412,6 +493,21 @@ conn_fail:
 	return -1;
 }
 
+int
+bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
+            int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err)
+{
+	return pg_query(a, NULL, sql, nparams, params, timeout_ms, out, err);
+}
+
+int
+bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
+                     const char *const *params, int timeout_ms, struct bw_pg_result *out,
+                     struct bw_pg_error *err)
+{
+	return pg_query(a, name, sql, nparams, params, timeout_ms, out, err);
+}
+
 const char *
 bw_pg_get(const struct bw_pg_result *r, int row, int col)
 {
@@ -419,30 +515,6 @@ bw_pg_get(const struct bw_pg_result *r, int row, int col)
 	    PQgetisnull(r->res, row, col))
 		return NULL;
 	return PQgetvalue(r->res, row, col);
-}
-
-const char *
-bw_pg_literal(struct bw_arena *a, const char *s)
-{
-	if (s == NULL)
-		return "NULL";
-	size_t n = strlen(s), extra = 0;
-	for (size_t i = 0; i < n; i++)
-		extra += s[i] == '\'' || s[i] == '\\';
-	char *out = bw_arena_alloc(a, n + extra + 4);
-	if (out == NULL)
-		return NULL;
-	char *o = out;
-	*o++ = 'E';
-	*o++ = '\'';
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '\'' || s[i] == '\\')
-			*o++ = s[i];
-		*o++ = s[i];
-	}
-	*o++ = '\'';
-	*o = '\0';
-	return out;
 }
 
 bool

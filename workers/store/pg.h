@@ -62,12 +62,15 @@ struct bw_pg_error {
  * connection outside a transaction is replaced and the call retried once. */
 int bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
                 int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err);
+/* The same for one statement with parameters, prepared under name (a
+ * static string) the first time this connection runs it: the server parses
+ * and plans it once per connection instead of on every call. A NULL name
+ * is bw_pg_query. */
+int bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
+                         const char *const *params, int timeout_ms, struct bw_pg_result *out,
+                         struct bw_pg_error *err);
 /* Value of row/col, or NULL for SQL NULL or out of range. */
 const char *bw_pg_get(const struct bw_pg_result *r, int row, int col);
-/* s as an SQL string literal (E'…' with ' and \ escaped), or NULL for a
- * NULL s: for statements sent as one simple-protocol string to save round
- * trips. The server must use UTF-8 (ours does). */
-const char *bw_pg_literal(struct bw_arena *a, const char *s);
 /* True while the connection is inside a transaction block. */
 bool bw_pg_in_transaction(void);
 /* Drops the connection (after a failed transaction, or to switch users). */
