@@ -10,6 +10,7 @@ import json
 import re
 import threading
 import uuid
+from pathlib import Path
 
 from ledgerlib import (MAX_AMOUNT, Client, check_invariants, check_problem, db_state, idem,
                        new_key, new_tenant, psql)
@@ -203,6 +204,31 @@ def test_ledger_transfer_text_is_data(t):
     t.eq(c.balance(alice["id"]), 100 - len(memos), "alice's balance")
     n = int(psql(t, "SELECT count(*) FROM accounts WHERE tenant_id = :'p1';", c.tenant_id)[0])
     t.eq(n, 2, "accounts still there")
+
+
+def test_ledger_transfer_survives_function_redefinition(t):
+    """A worker prepares the transfer statement once per connection. When a
+    migration redefines ledger_transfer_request() so that a column's type
+    changes, PostgreSQL refuses the prepared statement ("cached plan must
+    not change result type"); the worker prepares it again on a new
+    connection and the transfer succeeds, with no restart."""
+    t.bulwark(workers=1)
+    c = Client(t, new_tenant(t))
+    bank, alice = funded(t, c, "USD", 100)  # the one worker has prepared it
+    sig = "ledger_transfer_request(text, text, text, text, text, text, uuid, uuid, bigint, text, text)"
+    original = (Path(__file__).resolve().parents[2] / "schema" / "006_transfer_as_one_statement.sql").read_text()
+    changed = original.replace("currency text, memo text,", "currency text, memo varchar,")
+    t.check(changed != original, "schema/006 no longer declares 'currency text, memo text,'")
+    psql(t, f"DROP FUNCTION {sig};\n" + changed)
+    try:
+        r = c.transfer(alice["id"], bank["id"], 1, memo="after the change")
+        t.eq(r.status, 201, f"transfer after the function changed ({r.text[:300]!r})")
+        t.eq(r.json()["memo"], "after the change", "memo of the transfer after the change")
+    finally:
+        psql(t, f"DROP FUNCTION {sig};\n" + original)
+    r = c.transfer(alice["id"], bank["id"], 1)
+    t.eq(r.status, 201, f"transfer after the function was restored ({r.text[:300]!r})")
+    t.eq(c.balance(alice["id"]), 98, "alice's balance after both transfers")
 
 
 def test_ledger_transfer_ids_are_canonical(t):
