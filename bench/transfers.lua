@@ -1,6 +1,7 @@
 -- wrk script for bench/run: POST /v1/transfers, each with a fresh
 -- Idempotency-Key, between random accounts (or from one hot account).
--- Arguments after "--": API key, "random" or "hot", then account ids.
+-- Arguments after "--": API key, "random" or "hot", then a file of account
+-- ids, one per line (the first is the hot one).
 local threads = {}
 
 function setup(thread)
@@ -12,8 +13,10 @@ function init(args)
 	key = args[1]
 	mode = args[2]
 	accounts = {}
-	for i = 3, #args do
-		accounts[#accounts + 1] = args[i]
+	for line in io.lines(args[3]) do
+		if line ~= "" then
+			accounts[#accounts + 1] = line
+		end
 	end
 	counter = 0
 	math.randomseed(os.time() * 1000 + id)

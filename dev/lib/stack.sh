@@ -545,6 +545,7 @@ write_env() {
 		echo "export BW_STACK_SH=$(q "$BW_ROOT/dev/lib/stack.sh")"
 		echo "export BW_PG_BIN=$(q "$PG_BIN")"
 		echo "export BW_PG_DATA=$(q "$(pg_dir)/data")"
+		echo "export BW_PG_SOCK=$(q "$(pg_dir)/sock")"
 		echo "export BW_NGINX_CONF=$(q "$DIR/nginx/nginx.conf")"
 		echo "export BW_LOG_DIR=$(q "$LOGS")"
 		echo "export BW_MONGO_EXTERNAL=$(mongo_external && echo 1 || echo 0)"
