@@ -233,17 +233,14 @@ bw_request_finish(struct bw_request *req)
 	FCGX_Request *r = req->conn;
 	int unread = -1;
 
-	/* A bodiless request's end of stdin comes with its parameters (nginx
-	 * sends them in one write), so this read does not wait. */
-	if (req->content_length <= 0 && FCGX_HasSeenEOF(r->in) != EOF)
-		(void)FCGX_GetChar(r->in);
 	/* libfcgi closes by shutting down its side and waiting for nginx to
 	 * close first, so that data nginx is still sending cannot reset the
-	 * connection under the response. With the end of stdin seen and
-	 * nothing unread in the socket, nginx has nothing left to send: a
-	 * plain close loses nothing and spares the worker a sleep and a
-	 * wakeup per request. */
-	if (FCGX_HasSeenEOF(r->in) == EOF && ioctl(r->ipcFd, FIONREAD, &unread) == 0 && unread == 0)
+	 * connection under the response. With the end of stdin seen (the
+	 * pipeline reads stdin to its end), no read error and nothing unread
+	 * in the socket, nginx has nothing left to send: a plain close loses
+	 * nothing and spares the worker a sleep and a wakeup per request. */
+	if (FCGX_HasSeenEOF(r->in) == EOF && FCGX_GetError(r->in) == 0 &&
+	    ioctl(r->ipcFd, FIONREAD, &unread) == 0 && unread == 0)
 		FCGX_Detach(r);
 	FCGX_Finish_r(r);
 }
