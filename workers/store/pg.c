@@ -265,8 +265,7 @@ pg_prepare(PGconn *c, const char *name, const char *sql, int nparams, int64_t de
 		return res;
 	}
 	PQclear(res);
-	if (pg.nprepared < (int)(sizeof(pg.prepared) / sizeof(pg.prepared[0])))
-		pg.prepared[pg.nprepared++] = name;
+	pg.prepared[pg.nprepared++] = name;
 	return NULL;
 }
 
@@ -279,6 +278,9 @@ pg_run_params(PGconn *c, const char *name, const char *sql, int nparams, const c
 	int sent;
 
 	*timed_out = false;
+	if (name != NULL && !is_prepared(name) &&
+	    pg.nprepared == (int)(sizeof(pg.prepared) / sizeof(pg.prepared[0])))
+		name = NULL; /* no room to remember it: run it unprepared */
 	if (name != NULL) {
 		bool failed;
 		PGresult *res =
