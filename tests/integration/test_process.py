@@ -242,3 +242,26 @@ def test_crash_loop_breaker(t):
     m = b.metrics()
     t.check(metric_sum(m, "bulwark_worker_exits_total", reason="crashed") >= len(delays),
             "bulwark_worker_exits_total{reason=crashed} does not count the crashes")
+
+
+def test_light_load_stays_on_few_workers(t):
+    """Requests one after another go to the idle worker that started first,
+    not to each idle worker in turn: a light load keeps a few processes
+    and their caches warm instead of rotating through the whole pool."""
+    from harness import fcgi_request
+    b = t.bulwark(own_sockets=True, workers=8)
+    b.wait_workers()
+    pids = []
+    for _ in range(40):
+        # Without REQUEST_ID the worker makes its own id, which starts with its pid.
+        r = fcgi_request(b.listen, "GET", "/healthz", timeout=10,
+                         params_override={"REQUEST_ID": None, "HTTP_X_REQUEST_ID": None})
+        t.eq(r.status, 200, "GET /healthz")
+        rid = r.header("X-Request-Id") or ""
+        t.check(len(rid) == 32, f"X-Request-Id {rid!r}")
+        pids.append(int(rid[:8], 16))
+        time.sleep(0.01)  # the worker is back waiting before the next one
+    served = sorted(set(pids))
+    t.check(len(served) <= 2, f"40 requests one after another were spread over {len(served)} of 8 workers "
+            f"(pids {served})")
+    t.check(all(p in children_of(b.pid) for p in served), f"pids {served} are not workers of the pool")

@@ -2,7 +2,10 @@
  * set low before FCGX_Init; our handlers replace its signal handlers after
  * FCGX_Init, with SA_RESTART; a stop swaps a dead socket over the listen fd
  * so an idle accept() returns at once (php-fpm's trick); stdin is always
- * drained; a queued request whose client hung up is skipped. */
+ * drained; a queued request whose client hung up is skipped. An idle worker
+ * waits in epoll with EPOLLEXCLUSIVE before it accepts: the kernel then
+ * hands a connection to the idle worker that started first, not to the one
+ * idle longest, so a light load stays on a few workers with warm caches. */
 #ifdef HAVE_CONFIG_H
 #include "autoconf.h"
 #endif
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +38,7 @@ static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reopen_requested;
 static int listen_fd_g = -1;
 static int dead_fd_g = -1;
+static int stop_pipe_g[2] = {-1, -1}; /* wakes the idle wait on a stop */
 
 static void
 on_stop(int sig)
@@ -45,6 +50,8 @@ on_stop(int sig)
 	/* accept() restarts on the swapped fd, fails with EINVAL, the loop ends. */
 	if (dead_fd_g >= 0)
 		dup2(dead_fd_g, listen_fd_g);
+	if (stop_pipe_g[1] >= 0)
+		(void)!write(stop_pipe_g[1], "", 1);
 	errno = saved;
 }
 
@@ -97,6 +104,46 @@ publish_deps(struct bw_slot *slot)
 		slot->deps[d] = (uint8_t)bw_store_breaker((enum bw_dep)d);
 }
 
+/* The idle wait: the listen socket, exclusive, and the stop pipe. Returns
+ * -1 when it cannot be set up (the worker then blocks in accept alone). */
+static int
+idle_wait_setup(int listen_fd)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = listen_fd};
+	struct epoll_event sev = {.events = EPOLLIN, .data.fd = -1};
+
+	if (ep < 0)
+		return -1;
+	if (pipe2(stop_pipe_g, O_CLOEXEC | O_NONBLOCK) < 0)
+		goto fail;
+	sev.data.fd = stop_pipe_g[0];
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &lev) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, stop_pipe_g[0], &sev) < 0)
+		goto fail;
+	return ep;
+fail:
+	close(ep);
+	return -1;
+}
+
+/* Waits until a connection is waiting or a stop was asked for. */
+static void
+idle_wait(int ep)
+{
+	struct epoll_event ev;
+
+	while (!stop_requested) {
+		int n = epoll_wait(ep, &ev, 1, -1);
+		if (n > 0 || (n < 0 && errno != EINTR))
+			return; /* a connection, the stop pipe, or accept() decides */
+		if (reopen_requested) {
+			reopen_requested = 0;
+			bw_log_reopen();
+		}
+	}
+}
+
 void
 bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *sb, int slot_idx,
               uint32_t generation)
@@ -145,12 +192,17 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 
 	long limit = recycle_after(cfg);
 	long served = 0;
+	int ep = idle_wait_setup(listen_fd);
 	bw_slot_set_state(slot, BW_SLOT_IDLE);
 	while (!stop_requested) {
 		if (reopen_requested) {
 			reopen_requested = 0;
 			bw_log_reopen();
 		}
+		if (ep >= 0)
+			idle_wait(ep);
+		if (stop_requested)
+			break;
 		int rc = FCGX_Accept_r(&fcgx);
 		if (rc < 0) {
 			if (stop_requested)
@@ -189,6 +241,8 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 		bw_slot_set_state(slot, BW_SLOT_IDLE);
 	}
 	bw_slot_set_state(slot, BW_SLOT_EXITING);
+	if (ep >= 0)
+		close(ep);
 	bw_arena_free(arena);
 	bw_store_close();
 	FCGX_Free(&fcgx, 1);
