@@ -53,9 +53,9 @@ reset_after_failure(const struct bw_pg_error *e)
 		bw_pg_reset();
 }
 
-static enum bw_db_rc
-db_query(struct bw_request *req, const char *name, const char *sql, int nparams,
-         const char *const *params, struct bw_pg_result *res, struct bw_pg_error *err)
+enum bw_db_rc
+bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql, int nparams,
+                     const char *const *params, struct bw_pg_result *res, struct bw_pg_error *err)
 {
 	struct bw_pg_error local;
 	struct bw_pg_error *e = err != NULL ? err : &local;
@@ -75,14 +75,7 @@ enum bw_db_rc
 bw_db_query(struct bw_request *req, const char *sql, int nparams, const char *const *params,
             struct bw_pg_result *res, struct bw_pg_error *err)
 {
-	return db_query(req, NULL, sql, nparams, params, res, err);
-}
-
-enum bw_db_rc
-bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql, int nparams,
-                     const char *const *params, struct bw_pg_result *res, struct bw_pg_error *err)
-{
-	return db_query(req, name, sql, nparams, params, res, err);
+	return bw_db_query_prepared(req, NULL, sql, nparams, params, res, err);
 }
 
 enum bw_db_rc

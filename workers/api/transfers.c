@@ -118,28 +118,6 @@ refuse(struct bw_request *req, const char *code)
 	"FROM ledger_transfer_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 #define TRANSFER_NPARAMS 11
 
-static void
-transfer_params(struct bw_request *req, const struct transfer_input *in, const struct bw_idem *idem,
-                const char *params[TRANSFER_NPARAMS])
-{
-	/* An id that cannot exist is passed as NULL: simply not found. */
-	bool ids_ok = bw_is_uuid(in->from) && bw_is_uuid(in->to);
-	const char *values[TRANSFER_NPARAMS] = {
-	    req->who.tenant_id,
-	    req->who.key_id,
-	    idem->key,
-	    req->route->name,
-	    idem->fingerprint,
-	    req->request_id,
-	    ids_ok ? in->from : NULL,
-	    ids_ok ? in->to : NULL,
-	    in->amount,
-	    in->currency,
-	    in->memo,
-	};
-	memcpy(params, values, sizeof(values));
-}
-
 /* The response of an outcome row (new or stored): 201 with the transfer,
  * or the refusal rendered with the request_id of the first response, so a
  * replay is the same bytes. */
@@ -180,8 +158,21 @@ bw_api_transfer_create(struct bw_request *req)
 
 	if (!bw_idem_read(req, &idem, true) || !read_input(req, &in))
 		return;
-	const char *params[TRANSFER_NPARAMS];
-	transfer_params(req, &in, &idem, params);
+	/* An id that cannot exist is passed as NULL: simply not found. */
+	bool ids_ok = bw_is_uuid(in.from) && bw_is_uuid(in.to);
+	const char *params[TRANSFER_NPARAMS] = {
+	    req->who.tenant_id,
+	    req->who.key_id,
+	    idem.key,
+	    req->route->name,
+	    idem.fingerprint,
+	    req->request_id,
+	    ids_ok ? in.from : NULL,
+	    ids_ok ? in.to : NULL,
+	    in.amount,
+	    in.currency,
+	    in.memo,
+	};
 	for (int attempt = 1;; attempt++) {
 		bw_buf_reset(&req->body_out);
 		req->status = 0;

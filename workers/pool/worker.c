@@ -62,6 +62,15 @@ on_usr1(int sig)
 }
 
 static void
+reopen_if_asked(void)
+{
+	if (reopen_requested) {
+		reopen_requested = 0;
+		bw_log_reopen();
+	}
+}
+
+static void
 install_signals(void)
 {
 	struct sigaction sa;
@@ -137,10 +146,7 @@ idle_wait(int ep)
 		int n = epoll_wait(ep, &ev, 1, -1);
 		if (n > 0 || (n < 0 && errno != EINTR))
 			return; /* a connection, the stop pipe, or accept() decides */
-		if (reopen_requested) {
-			reopen_requested = 0;
-			bw_log_reopen();
-		}
+		reopen_if_asked();
 	}
 }
 
@@ -195,10 +201,7 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 	int ep = idle_wait_setup(listen_fd);
 	bw_slot_set_state(slot, BW_SLOT_IDLE);
 	while (!stop_requested) {
-		if (reopen_requested) {
-			reopen_requested = 0;
-			bw_log_reopen();
-		}
+		reopen_if_asked();
 		if (ep >= 0)
 			idle_wait(ep);
 		if (stop_requested)
@@ -211,11 +214,8 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 			_exit(1);
 		}
 		fcntl(fcgx.ipcFd, F_SETFD, FD_CLOEXEC);
-		if (reopen_requested) {
-			/* SIGUSR1 arrived while idle in accept (restarted by SA_RESTART). */
-			reopen_requested = 0;
-			bw_log_reopen();
-		}
+		/* SIGUSR1 may have arrived while idle in accept (restarted by SA_RESTART). */
+		reopen_if_asked();
 
 		struct bw_request req;
 		if (bw_request_init(&req, arena, cfg, &fcgx) < 0) {

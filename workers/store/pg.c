@@ -26,6 +26,8 @@
 #include "core/log.h"
 #include "store/pg.h"
 
+#define PREPARED_MAX 8
+
 static struct {
 	const struct bw_config *cfg;
 	PGconn *conn;
@@ -35,7 +37,7 @@ static struct {
 	const char *conninfo; /* overrides cfg->postgres (CLI commands) */
 	bool no_reconnect;    /* a session holds state: never replace it silently */
 	/* Statements prepared on conn (names are static strings). */
-	const char *prepared[8];
+	const char *prepared[PREPARED_MAX];
 	int nprepared;
 } pg;
 
@@ -278,8 +280,7 @@ pg_run_params(PGconn *c, const char *name, const char *sql, int nparams, const c
 	int sent;
 
 	*timed_out = false;
-	if (name != NULL && !is_prepared(name) &&
-	    pg.nprepared == (int)(sizeof(pg.prepared) / sizeof(pg.prepared[0])))
+	if (name != NULL && !is_prepared(name) && pg.nprepared == PREPARED_MAX)
 		name = NULL; /* no room to remember it: run it unprepared */
 	if (name != NULL) {
 		bool failed;
@@ -406,10 +407,10 @@ clear_result(void *p)
 	PQclear(p);
 }
 
-static int
-pg_query(struct bw_arena *a, const char *name, const char *sql, int nparams,
-         const char *const *params, int timeout_ms, struct bw_pg_result *out,
-         struct bw_pg_error *err)
+int
+bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
+                     const char *const *params, int timeout_ms, struct bw_pg_result *out,
+                     struct bw_pg_error *err)
 {
 	int64_t now = bw_now_ms();
 	PGresult *res = NULL;
@@ -499,15 +500,7 @@ int
 bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
             int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err)
 {
-	return pg_query(a, NULL, sql, nparams, params, timeout_ms, out, err);
-}
-
-int
-bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
-                     const char *const *params, int timeout_ms, struct bw_pg_result *out,
-                     struct bw_pg_error *err)
-{
-	return pg_query(a, name, sql, nparams, params, timeout_ms, out, err);
+	return bw_pg_query_prepared(a, NULL, sql, nparams, params, timeout_ms, out, err);
 }
 
 const char *
