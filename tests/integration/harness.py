@@ -214,6 +214,36 @@ def _fcgi_nv(name, value):
     return ln(n) + ln(v) + n + v
 
 
+def bg_get(t, path, timeout=30.0):
+    """Starts GET path in a thread; returns (thread, result dict with "r" or
+    "e", and "elapsed")."""
+    res = {}
+
+    def run():
+        t0 = time.monotonic()
+        try:
+            res["r"] = t.get(path, timeout=timeout)
+        except Exception as e:  # noqa: BLE001
+            res["e"] = e
+        res["elapsed"] = time.monotonic() - t0
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, res
+
+
+def check_problem(t, r, status, code, what):
+    """r is a problem+json response of this status and code; returns its body."""
+    t.eq(r.status, status, f"{what}: status ({r.text[:300]!r})")
+    ct = r.header("Content-Type", "")
+    t.check(ct.split(";")[0].strip() == "application/problem+json",
+            f"{what}: Content-Type {ct!r}, want application/problem+json")
+    p = r.json()
+    t.eq(p.get("code"), code, f"{what}: problem code ({r.text[:300]!r})")
+    t.eq(p.get("status"), status, f"{what}: problem status")
+    return p
+
+
 def fcgi_request(sock_path, method, uri, body=b"", headers=None, timeout=10.0, connected_sock=None,
                  params_override=None):
     """One FastCGI request; returns Response (status from the Status: header).

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from harness import Failure, env
+from harness import Failure, check_problem, env  # noqa: F401 (check_problem: for the ledger tests)
 
 # Tenants of the ledger tests get a limit no test reaches.
 GENEROUS = dict(rate=100000, burst=100000)
@@ -64,17 +64,6 @@ def psql_json(t, sql, *params):
 
 # ---------------------------------------------------------------------------
 # problems
-
-def check_problem(t, r, status, code, what):
-    t.eq(r.status, status, f"{what}: status ({r.text[:300]!r})")
-    ct = r.header("Content-Type", "")
-    t.check(ct.split(";")[0].strip() == "application/problem+json",
-            f"{what}: Content-Type {ct!r}, want application/problem+json")
-    p = r.json()
-    t.eq(p.get("code"), code, f"{what}: problem code ({r.text[:300]!r})")
-    t.eq(p.get("status"), status, f"{what}: problem status")
-    return p
-
 
 def check_503(t, r, what):
     p = check_problem(t, r, 503, "dependency_unavailable", what)

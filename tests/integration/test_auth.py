@@ -17,7 +17,7 @@ import secrets
 import subprocess
 import time
 
-from harness import Failure, fcgi_request
+from harness import Failure, check_problem, fcgi_request
 
 SETTINGS = dict(workers=4)
 ALL_SCOPES = ["ledger:read", "ledger:write", "telemetry:read", "telemetry:write"]
@@ -84,17 +84,6 @@ def tenant_row(t, tenant_id):
                    "SELECT row_to_json(x)::text FROM tenants x WHERE id = :'p1'::uuid;\nCOMMIT;",
                 tenant_id)
     return json.loads(rows[0]) if rows else None
-
-
-def check_problem(t, r, status, code, what):
-    t.eq(r.status, status, f"{what}: status ({r.text[:200]!r})")
-    ct = r.header("Content-Type", "")
-    t.check(ct.split(";")[0].strip() == "application/problem+json",
-            f"{what}: Content-Type {ct!r}, want application/problem+json")
-    p = r.json()
-    t.eq(p.get("code"), code, f"{what}: problem code")
-    t.eq(p.get("status"), status, f"{what}: problem status")
-    return p
 
 
 def check_401(t, r, what):

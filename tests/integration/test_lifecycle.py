@@ -4,26 +4,9 @@ broken config), SIGTERM drain, drain deadline, fast stop, SIGUSR1 reopen."""
 import json
 import os
 import signal
-import threading
 import time
 
-from harness import children_of, render_config
-
-
-def _bg_get(t, path, timeout=30.0):
-    res = {}
-
-    def run():
-        t0 = time.monotonic()
-        try:
-            res["r"] = t.get(path, timeout=timeout)
-        except Exception as e:  # noqa: BLE001
-            res["e"] = e
-        res["elapsed"] = time.monotonic() - t0
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th, res
+from harness import bg_get, children_of, render_config
 
 
 def _wait_sleeping(t, b, n=1):
@@ -84,7 +67,7 @@ def test_reload_connection_budget(t):
     b = t.bulwark(workers=n, reload_surge=surge)
     st0 = b.wait_workers()
     gen0 = st0["generation"]
-    slow = [_bg_get(t, "/test/sleep?ms=2000", timeout=15) for _ in range(n)]
+    slow = [bg_get(t, "/test/sleep?ms=2000", timeout=15) for _ in range(n)]
     _wait_sleeping(t, b, n)
     b.signal(signal.SIGHUP)
     samples = []
@@ -186,7 +169,7 @@ def test_reload_rollback_when_new_workers_fail(t):
 def test_sigterm_drains_in_flight(t):
     b = t.bulwark(workers=2, drain_timeout_ms=5000)
     b.wait_workers()
-    th, res = _bg_get(t, "/test/sleep?ms=1500", timeout=15)
+    th, res = bg_get(t, "/test/sleep?ms=1500", timeout=15)
     _wait_sleeping(t, b)
     t_sig = time.monotonic()
     b.signal(signal.SIGTERM)
@@ -210,7 +193,7 @@ def test_sigterm_drains_in_flight(t):
 def test_drain_deadline(t):
     b = t.bulwark(workers=2, drain_timeout_ms=1000)
     b.wait_workers()
-    th, res = _bg_get(t, "/test/sleep?ms=8000", timeout=15)
+    th, res = bg_get(t, "/test/sleep?ms=8000", timeout=15)
     _wait_sleeping(t, b)
     t_sig = time.monotonic()
     b.signal(signal.SIGTERM)
@@ -228,7 +211,7 @@ def test_second_signal_fast_stop(t):
     for second in (signal.SIGINT, signal.SIGTERM):
         b = t.bulwark(workers=2, drain_timeout_ms=20000)
         b.wait_workers()
-        th, res = _bg_get(t, "/test/sleep?ms=8000", timeout=15)
+        th, res = bg_get(t, "/test/sleep?ms=8000", timeout=15)
         _wait_sleeping(t, b)
         b.signal(signal.SIGTERM)
         time.sleep(0.3)

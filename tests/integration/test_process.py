@@ -7,24 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import children_of, metric_sum, pid_alive
-
-
-def _bg_get(t, path, timeout=30.0):
-    """Starts GET path in a thread; returns (thread, result dict)."""
-    res = {}
-
-    def run():
-        t0 = time.monotonic()
-        try:
-            res["r"] = t.get(path, timeout=timeout)
-        except Exception as e:  # noqa: BLE001
-            res["e"] = e
-        res["elapsed"] = time.monotonic() - t0
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th, res
+from harness import bg_get, children_of, metric_sum, pid_alive
 
 
 def _busy_procs(st, route_part="/test/sleep"):
@@ -69,7 +52,7 @@ def test_master_sigkill_takes_workers_down(t):
 def test_request_timeout_kills_worker(t):
     b = t.bulwark(workers=2, request_timeout_ms=1000, request_timeout_grace_ms=200)
     b.wait_workers()
-    th, res = _bg_get(t, "/test/sleep?ms=5000", timeout=15)
+    th, res = bg_get(t, "/test/sleep?ms=5000", timeout=15)
     # the scoreboard shows the request while it runs
     st = t.wait_until(lambda: (lambda s: s if _busy_procs(s) else None)(b.status()), 3.0, 0.02,
                       "the sleeping request in /status")
@@ -172,7 +155,7 @@ def test_max_requests_recycle(t):
 def test_status_while_all_busy(t):
     b = t.bulwark(workers=2)
     b.wait_workers()
-    threads = [_bg_get(t, "/test/sleep?ms=1500", timeout=20) for _ in range(4)]
+    threads = [bg_get(t, "/test/sleep?ms=1500", timeout=20) for _ in range(4)]
     t.wait_until(lambda: b.status()["workers"]["busy"] == 2, 3.0, 0.02, "both workers busy")
     time.sleep(0.2)
     t0 = time.monotonic()
