@@ -166,6 +166,30 @@ def test_reload_rollback_when_new_workers_fail(t):
     t.check(not (set(pids0) & set(b.worker_pids(st))), "old workers survived the good reload")
 
 
+def test_reload_kills_retired_worker_that_never_exits(t):
+    """An old worker that never exits after its SIGTERM (test-build key
+    test_hang_on_stop) is killed drain_timeout_ms after it was retired, with
+    a log line; the reload completes instead of waiting forever. The new
+    workers are ready well within reload_timeout_ms, so its passing while the
+    old ones drain is no reason to roll back."""
+    b = t.bulwark(workers=2, drain_timeout_ms=3000, reload_timeout_ms=1500,
+                  test_hang_on_stop=True)
+    st0 = b.wait_workers()
+    gen0, pids0 = st0["generation"], set(b.worker_pids(st0))
+    good = dict(b.cfg, test_hang_on_stop=False)
+    b.write_config(good)
+    b.signal(signal.SIGHUP)
+    st = _wait_reloaded(t, b, gen0 + 1, 2, timeout=15)
+    line = b.wait_log(lambda x: "retired worker" in str(x.get("msg", "")), 2.0,
+                      what="a log line about killing a retired worker")
+    t.check(line.get("level") == "warn", f"retired worker kill logged at level {line.get('level')!r}")
+    t.check(line.get("worker_pid") in pids0, f"killed pid {line.get('worker_pid')} is not an old worker {pids0}")
+    t.check(not (pids0 & set(b.worker_pids(st))), "old workers survived the reload")
+    t.check(not (pids0 & set(children_of(b.pid))), "old worker processes still alive after the reload")
+    t.eq(st["generation"], gen0 + 1, "generation after the reload")
+    t.eq(t.get("/healthz").status, 200, "healthz after the reload")
+
+
 def test_sigterm_drains_in_flight(t):
     b = t.bulwark(workers=2, drain_timeout_ms=5000)
     b.wait_workers()

@@ -36,7 +36,8 @@ const struct bw_config_key bw_config_keys[] = {
     KEY(request_timeout_grace_ms, BW_CONF_INT, "1000", 0, 60000,
         "extra time before the master kills a late worker"),
     KEY(drain_timeout_ms, BW_CONF_INT, "30000", 0, 3600000,
-        "on SIGTERM, how long in-flight requests may take before SIGKILL"),
+        "on SIGTERM, and for each worker a reload retires, how long in-flight requests may take "
+        "before SIGKILL"),
     KEY(reload_timeout_ms, BW_CONF_INT, "30000", 1000, 3600000,
         "how long new workers have to become ready on reload before rollback"),
     KEY(reload_surge, BW_CONF_INT, "1", 1, 16,
@@ -111,6 +112,8 @@ const struct bw_config_key bw_config_keys[] = {
 #ifdef BW_TEST_ROUTES
     KEY(test_fail_worker_start, BW_CONF_BOOL, "false", 0, 0,
         "test builds only: workers exit before becoming ready (reload rollback test)"),
+    KEY(test_hang_on_stop, BW_CONF_BOOL, "false", 0, 0,
+        "test builds only: a worker asked to stop never exits (retire deadline test)"),
 #endif
 };
 

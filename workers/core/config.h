@@ -60,6 +60,7 @@ struct bw_config {
 	char *log_file;
 	bool access_log;
 	bool test_fail_worker_start; /* test builds only: new workers exit before ready */
+	bool test_hang_on_stop;      /* test builds only: a stopping worker never exits */
 };
 
 /* One row of the key table: exposed so tests and the README check can walk it. */

@@ -272,6 +272,20 @@ check_children(struct bw_master *m, int64_t now)
 				spawn(m, i);
 			continue;
 		}
+		if (c->retiring && !c->killed && now >= c->retire_deadline_ms) {
+			/* Stuck on the way out, or in a request past the drain time: a
+			 * worker that never exits would hold a reload forever. */
+			char fields[96];
+			snprintf(fields, sizeof(fields),
+			         "\"worker_pid\":%d,\"drain_timeout_ms\":%d", (int)c->pid,
+			         cfg->drain_timeout_ms);
+			bw_log_fields(BW_LOG_WARN, fields,
+			              "retired worker %d still running after %d ms: killing it",
+			              (int)c->pid, cfg->drain_timeout_ms);
+			c->killed = true;
+			kill(c->pid, SIGKILL);
+			continue;
+		}
 		struct bw_slot_view v;
 		bw_slot_read(&m->sb->slots[i], &v);
 		if (!c->ready && (v.state == BW_SLOT_IDLE || v.state == BW_SLOT_BUSY))
@@ -340,7 +354,6 @@ start_reload(struct bw_master *m)
 	sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 	m->state = BW_MASTER_RELOADING;
 	m->reload_gen = ++m->last_gen;
-	m->reload_started_ms = bw_now_ms();
 	m->reload_failures = 0;
 	bw_info("reload: starting generation %u with %d workers", m->reload_gen,
 	        m->next_cfg.workers);
@@ -359,6 +372,7 @@ retire(struct bw_master *m, uint32_t gen, int n)
 		c->respawn_at_ms = 0;
 		if (c->pid > 0) {
 			c->retiring = true;
+			c->retire_deadline_ms = bw_now_ms() + m->cfg.drain_timeout_ms;
 			kill(c->pid, SIGTERM);
 		}
 		n--;
@@ -399,6 +413,22 @@ finish_reload(struct bw_master *m, bool ok)
 	notify_ready(m);
 }
 
+/* The reload timeout is for each new worker to become ready from its
+ * spawn. A wait for old workers to drain, which holds new spawns back
+ * within N + surge, is not counted: those have their own deadline
+ * (check_children), and a slow old request is no reason to roll back. */
+static bool
+new_worker_too_slow(const struct bw_master *m, int64_t now)
+{
+	for (int i = 0; i < BW_SB_SLOTS; i++) {
+		const struct bw_child *c = &m->children[i];
+		if (c->want_gen == m->reload_gen && c->pid > 0 && !c->ready &&
+		    now - c->started_ms > m->next_cfg.reload_timeout_ms)
+			return true;
+	}
+	return false;
+}
+
 static void
 step_reload(struct bw_master *m, int64_t now)
 {
@@ -409,8 +439,7 @@ step_reload(struct bw_master *m, int64_t now)
 	int pending_new = slots_new - ready_new;
 	int old_left = count_gen(m, m->generation, false);
 
-	if (m->reload_failures >= RELOAD_MAX_FAILURES ||
-	    now - m->reload_started_ms > m->next_cfg.reload_timeout_ms) {
+	if (m->reload_failures >= RELOAD_MAX_FAILURES || new_worker_too_slow(m, now)) {
 		finish_reload(m, false);
 		return;
 	}

@@ -29,7 +29,8 @@ struct bw_child {
 	int64_t backoff_ms;
 	bool ready;
 	bool retiring;
-	bool killed; /* by the master for a deadline */
+	int64_t retire_deadline_ms; /* a retiring worker still alive then is killed */
+	bool killed;                /* by the master for a deadline */
 };
 
 /* A status-socket connection waiting for its request line. */
@@ -57,7 +58,6 @@ struct bw_master {
 	uint32_t generation;
 	uint32_t reload_gen;
 	uint32_t last_gen; /* highest generation ever started, failed ones too */
-	int64_t reload_started_ms;
 	int reload_failures;
 	int64_t stop_deadline_ms;
 	bool ready_notified;

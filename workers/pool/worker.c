@@ -241,6 +241,15 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 		bw_slot_set_state(slot, BW_SLOT_IDLE);
 	}
 	bw_slot_set_state(slot, BW_SLOT_EXITING);
+#ifdef BW_TEST_ROUTES
+	if (cfg->test_hang_on_stop && stop_requested) {
+		sigset_t all;
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, NULL);
+		for (;;)
+			pause(); /* only SIGKILL ends this */
+	}
+#endif
 	if (ep >= 0)
 		close(ep);
 	bw_arena_free(arena);
