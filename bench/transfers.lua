@@ -42,5 +42,5 @@ function request()
 	headers["Idempotency-Key"] = string.format("b%d-%d-%d", id, counter, math.random(1, 1000000000))
 	local body = string.format(
 		'{"from_account":"%s","to_account":"%s","amount":1,"currency":"EUR"}', from, to)
-	return wrk.format("POST", "/v1/transfers", headers, body)
+	return wrk.format("POST", wrk.path, headers, body)
 end

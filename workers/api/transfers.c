@@ -1,10 +1,10 @@
 /* POST /v1/transfers and GET /v1/transfers/{id}. A transfer is one
  * statement, its own transaction, in one round trip:
- * ledger_transfer_request() (schema/006: the tenant setting, then
- * ledger_transfer_idempotent() of schema/004: the Idempotency-Key claim,
- * ledger_transfer() of schema/002, which locks both accounts in id order,
- * checks before any write and writes two entries, and the stored outcome). Serialization failures
- * and deadlocks run the whole transaction again with jittered backoff, then 503 — never 500. */
+ * ledger_transfer_request() (schema/007) sets the tenant, claims the
+ * Idempotency-Key, locks both accounts by primary key in id order, checks
+ * before any write, writes the transfer and two entries, and stores the
+ * outcome. Serialization failures and deadlocks run the whole transaction
+ * again with jittered backoff, then 503 — never 500. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +108,7 @@ refuse(struct bw_request *req, const char *code)
 	bw_resp_problem(req, 500, "internal_error", "an unexpected database outcome");
 }
 
-/* ledger_transfer_request (schema/006) as one statement, its own
+/* ledger_transfer_request (schema/007) as one statement, its own
  * transaction: the key is claimed, the transfer done and its outcome stored
  * in one round trip, so the accounts are locked only while the server
  * works; prepared once per connection, so it is planned once. */
