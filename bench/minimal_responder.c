@@ -45,7 +45,7 @@ static const char response[] = "Status: 200 OK\r\n"
 static const char failure[] = "Status: 500 Internal Server Error\r\n"
                               "Content-Type: application/json\r\n"
                               "\r\n"
-                              "{\"status\":\"redis error\"}";
+                              "{\"status\":\"the call failed\"}";
 
 /* The optional Redis call: socket path, then the command's words. */
 static const char *redis_path;

@@ -275,13 +275,12 @@ check_children(struct bw_master *m, int64_t now)
 		if (c->retiring && !c->killed && now >= c->retire_deadline_ms) {
 			/* Stuck on the way out, or in a request past the drain time: a
 			 * worker that never exits would hold a reload forever. */
-			char fields[96];
-			snprintf(fields, sizeof(fields),
-			         "\"worker_pid\":%d,\"drain_timeout_ms\":%d", (int)c->pid,
-			         cfg->drain_timeout_ms);
-			bw_log_fields(BW_LOG_WARN, fields,
-			              "retired worker %d still running after %d ms: killing it",
-			              (int)c->pid, cfg->drain_timeout_ms);
+			char fields[64];
+			snprintf(fields, sizeof(fields), "\"worker_pid\":%d", (int)c->pid);
+			bw_log_fields(
+			    BW_LOG_WARN, fields,
+			    "retired worker %d still running at its drain deadline: killing it",
+			    (int)c->pid);
 			c->killed = true;
 			kill(c->pid, SIGKILL);
 			continue;
