@@ -246,3 +246,24 @@ def test_ledger_idem_expired_records_cleaned_up(t):
     # a kept record still replays, a deleted one is a new request
     r = c.transfer(alice, bob, 1, idem_key=young)
     check_problem(t, r, 422, "idempotency_key_reused", "a 71-hour-old key with another body")
+
+
+def test_ledger_idem_cleanup_reaches_every_tenant(t):
+    """The cleanup deletes expired records of every tenant, not only of the
+    tenant whose transfer ran it: a tenant that sends nothing any more does
+    not keep its records for ever. Younger records of that tenant stay."""
+    quiet = Client(t, new_tenant(t))
+    old, young = idem(), idem()
+    psql(t, "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, route, fingerprint, status, body, "
+            "created_at) VALUES (:'p1', :'p2', :'p3', 'POST /v1/transfers', repeat('0', 64), 201, '{}', "
+            "now() - interval '73 hours'), (:'p1', :'p2', :'p4', 'POST /v1/transfers', repeat('0', 64), "
+            "201, '{}', now() - interval '71 hours');",
+            quiet.tenant_id, quiet.key.key_id, old, young)
+    b = t.bulwark(workers=1)  # a fresh worker: its first transfer runs the cleanup
+    busy = Client(t, new_tenant(t))
+    setup(t, busy)
+    rows = psql(t, "SELECT idem_key FROM idempotency_keys WHERE tenant_id = :'p1' ORDER BY created_at;",
+                quiet.tenant_id)
+    warnings = [x.get("msg") for x in b.log_lines() if "idempotency cleanup" in str(x.get("msg"))]
+    t.check(not warnings, f"the cleanup failed: {warnings[:2]}")
+    t.eq(rows, [young], "the quiet tenant's records after another tenant's transfer (73 h old gone, 71 h kept)")

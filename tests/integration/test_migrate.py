@@ -425,3 +425,38 @@ def test_migrate_schema_roles_and_row_level_security(t):
         r = psql(s.owner, sql, check=False)
         t.check(r.returncode != 0 and "violates check constraint" in r.stderr, f"{sql}: {r.stderr!r}")
     t.eq(s.migrate("up", schema_dir=str(REPO / "schema")).stdout.strip(), "up to date", "second up")
+
+
+def test_migrate_idempotency_cleanup_under_an_owner_that_is_not_superuser(t):
+    """With an owner that row-level security binds (not a superuser, no
+    BYPASSRLS), idempotency_cleanup() called by bulwark_app still deletes the
+    expired records of every tenant (schema/008's owner-only policy), keeps
+    younger ones, and bulwark_app still sees no row of any tenant without
+    its tenant set."""
+    s = Scratch(t)
+    role = f"bwowner_{os.getpid()}"
+    psql(s.admin, f"DROP ROLE IF EXISTS {role}")
+    psql(s.admin, f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
+    psql(s.admin, f"ALTER DATABASE {s.db} OWNER TO {role}")
+    t.defer(lambda: (psql(s.admin, f"DROP DATABASE IF EXISTS {s.db} WITH (FORCE)"),
+                     psql(s.admin, f"DROP ROLE IF EXISTS {role}")))
+    superuser = s.owner
+    s.owner = _conninfo(s.db, user=role)
+    r = s.migrate("up", schema_dir=str(REPO / "schema"))
+    t.eq(r.returncode, 0, f"migrate up of schema/ as {role} (stderr {r.stderr!r})")
+    t1, t2 = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+    rows = "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, route, fingerprint, status, body," \
+           " created_at) VALUES ('{t}', 'k', '{k}', 'POST /v1/transfers', repeat('0', 64), 201, '{{}}'," \
+           " now() - interval '{h} hours');"
+    s.q(f"SELECT set_config('bulwark.tenant_id', '{t1}', true);"
+        f"INSERT INTO tenants (id, name, rate, burst) VALUES ('{t1}', 'one', 10, 20);"
+        + rows.format(t=t1, k="old1", h=73) + rows.format(t=t1, k="young1", h=71)
+        + f"SELECT set_config('bulwark.tenant_id', '{t2}', true);"
+        f"INSERT INTO tenants (id, name, rate, burst) VALUES ('{t2}', 'two', 10, 20);"
+        + rows.format(t=t2, k="old2", h=80))
+    app = _conninfo(s.db, user="bulwark_app")
+    t.eq(psql(app, "SELECT count(*) FROM idempotency_keys"), "0",
+         "bulwark_app with no tenant set sees no record, expired ones included")
+    t.eq(psql(app, "SELECT idempotency_cleanup(500)"), "2", "records deleted by one cleanup call")
+    t.eq(psql(superuser, "SELECT string_agg(idem_key, ',' ORDER BY idem_key) FROM idempotency_keys"), "young1",
+         "records left after the cleanup")

@@ -176,21 +176,11 @@ bw_idem_cleanup(struct bw_request *req)
 	if (now < next_ms)
 		return;
 	next_ms = now + CLEANUP_PERIOD + random() % CLEANUP_PERIOD;
-	/* A small batch of rows nobody writes any more (older than 72 h): a
-	 * delete takes row locks only, never a table lock. Raw
-	 * queries: whatever happens here must not touch the response. */
-	const char *sql = bw_arena_printf(
-	    req->arena,
-	    "BEGIN; SELECT set_config('bulwark.tenant_id', '%s', true); "
-	    "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
-	    "WHERE created_at < now() - interval '72 hours' LIMIT " CLEANUP_BATCH ")",
-	    req->who.tenant_id);
-	if (bw_pg_query(req->arena, sql, 0, NULL, 0, &r, &e) < 0) {
+	/* A small batch of every tenant's records older than 72 h
+	 * (schema/008): row locks only, never a table lock. A raw query, in
+	 * its own transaction: whatever happens here must not touch the
+	 * response. */
+	if (bw_pg_query(req->arena, "SELECT idempotency_cleanup(" CLEANUP_BATCH ")", 0, NULL, 0, &r,
+	                &e) < 0)
 		bw_warn("idempotency cleanup: %s", e.message);
-		if (bw_pg_in_transaction() &&
-		    bw_pg_query(req->arena, "ROLLBACK", 0, NULL, 0, &r, &e) < 0)
-			bw_pg_reset();
-		return;
-	}
-	bw_pg_query(req->arena, "COMMIT", 0, NULL, 0, &r, &e);
 }
