@@ -225,22 +225,32 @@ def test_ledger_idem_429_is_not_stored(t):
     t.eq(c.balance(bob), 5, "one transfer")
 
 
-def test_ledger_idem_expired_records_cleaned_up(t):
-    """Records older than 72 h are deleted by the workers' periodic cleanup
-    (the first transfer of a worker runs it); younger ones are kept, and the
-    cleanup does not fail."""
-    c = Client(t, new_tenant(t))
+def _aged_records(t, c):
+    """Stores two records of c's key, 73 h and 71 h old; returns their keys."""
     old, young = idem(), idem()
     psql(t, "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, route, fingerprint, status, body, "
             "created_at) VALUES (:'p1', :'p2', :'p3', 'POST /v1/transfers', repeat('0', 64), 201, '{}', "
             "now() - interval '73 hours'), (:'p1', :'p2', :'p4', 'POST /v1/transfers', repeat('0', 64), "
             "201, '{}', now() - interval '71 hours');",
-            c.tenant_id, c.key.key_id, old, young)
+         c.tenant_id, c.key.key_id, old, young)
+    return old, young
+
+
+def _cleanup_warnings(b):
+    return [x.get("msg") for x in b.log_lines() if "idempotency cleanup" in str(x.get("msg"))]
+
+
+def test_ledger_idem_expired_records_cleaned_up(t):
+    """Records older than 72 h are deleted by the workers' periodic cleanup
+    (the first transfer of a worker runs it); younger ones are kept, and the
+    cleanup does not fail."""
+    c = Client(t, new_tenant(t))
+    old, young = _aged_records(t, c)
     b = t.bulwark(workers=1)  # a fresh worker: its first transfer runs the cleanup
     bank, alice, bob = setup(t, c)
     rows = psql(t, "SELECT idem_key FROM idempotency_keys WHERE tenant_id = :'p1' AND idem_key IN "
                    "(:'p2', :'p3') ORDER BY created_at;", c.tenant_id, old, young)
-    warnings = [x.get("msg") for x in b.log_lines() if "idempotency cleanup" in str(x.get("msg"))]
+    warnings = _cleanup_warnings(b)
     t.check(not warnings, f"the cleanup failed: {warnings[:2]}")
     t.eq(rows, [young], "idempotency records after the cleanup (73 h old gone, 71 h old kept)")
     # a kept record still replays, a deleted one is a new request
@@ -253,17 +263,12 @@ def test_ledger_idem_cleanup_reaches_every_tenant(t):
     tenant whose transfer ran it: a tenant that sends nothing any more does
     not keep its records for ever. Younger records of that tenant stay."""
     quiet = Client(t, new_tenant(t))
-    old, young = idem(), idem()
-    psql(t, "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, route, fingerprint, status, body, "
-            "created_at) VALUES (:'p1', :'p2', :'p3', 'POST /v1/transfers', repeat('0', 64), 201, '{}', "
-            "now() - interval '73 hours'), (:'p1', :'p2', :'p4', 'POST /v1/transfers', repeat('0', 64), "
-            "201, '{}', now() - interval '71 hours');",
-            quiet.tenant_id, quiet.key.key_id, old, young)
+    _, young = _aged_records(t, quiet)
     b = t.bulwark(workers=1)  # a fresh worker: its first transfer runs the cleanup
     busy = Client(t, new_tenant(t))
     setup(t, busy)
     rows = psql(t, "SELECT idem_key FROM idempotency_keys WHERE tenant_id = :'p1' ORDER BY created_at;",
                 quiet.tenant_id)
-    warnings = [x.get("msg") for x in b.log_lines() if "idempotency cleanup" in str(x.get("msg"))]
+    warnings = _cleanup_warnings(b)
     t.check(not warnings, f"the cleanup failed: {warnings[:2]}")
     t.eq(rows, [young], "the quiet tenant's records after another tenant's transfer (73 h old gone, 71 h kept)")
