@@ -424,6 +424,11 @@ def test_migrate_schema_roles_and_row_level_security(t):
                 f" ('cccccccc3', '{t1}', '\\x00', 1, 1)"):
         r = psql(s.owner, sql, check=False)
         t.check(r.returncode != 0 and "violates check constraint" in r.stderr, f"{sql}: {r.stderr!r}")
+    # the summary reads one tenant's entries through an index, not the whole table
+    t.eq(s.q("SELECT indisvalid::text || ' ' || pg_get_indexdef(indexrelid) FROM pg_index"
+             " WHERE indexrelid = 'entries_tenant_account_idx'::regclass"),
+         "true CREATE INDEX entries_tenant_account_idx ON public.entries USING btree (tenant_id, account_id)",
+         "entries' tenant index (schema/009), valid")
     t.eq(s.migrate("up", schema_dir=str(REPO / "schema")).stdout.strip(), "up to date", "second up")
 
 
