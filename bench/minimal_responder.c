@@ -19,7 +19,7 @@
  * any responder that does a transfer per request can do, without HTTP parsing, auth or
  * cache upkeep.
  *
- * Build: cc -O2 -o minimal_responder minimal_responder.c \
+ * Build: cc -O2 -I../workers -o minimal_responder minimal_responder.c \
  *            $(pkg-config --cflags --libs fcgi hiredis libpq)
  */
 #include <errno.h>
@@ -38,6 +38,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/transfer_sql.h"
+
 static const char response[] = "Status: 200 OK\r\n"
                                "Content-Type: application/json\r\n"
                                "\r\n"
@@ -52,11 +54,7 @@ static const char *redis_path;
 static int redis_argc;
 static const char **redis_argv;
 
-/* The optional transfer: what workers/api/transfers.c sends. */
-#define TRANSFER_SQL                                                                               \
-	"SELECT state, status::text, code, request_id, transfer_id::text, from_account::text, "    \
-	"to_account::text, amount::text, currency, memo, created_at, body "                        \
-	"FROM ledger_transfer_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+/* The optional transfer: TRANSFER_SQL, what a worker sends. */
 static const char *pg_conninfo;
 static const char *pg_tenant;
 static char **accounts;
@@ -95,7 +93,7 @@ pg_open(void)
 	PGresult *r = NULL;
 
 	if (PQstatus(c) == CONNECTION_OK)
-		r = PQprepare(c, "transfer", TRANSFER_SQL, 11, NULL);
+		r = PQprepare(c, "transfer", TRANSFER_SQL, TRANSFER_NPARAMS, NULL);
 	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		fprintf(stderr, "minimal_responder: postgres: %s", PQerrorMessage(c));
 		PQclear(r);
@@ -118,7 +116,7 @@ pg_transfer(PGconn **c, long serial)
 	if (b >= a)
 		b++;
 	snprintf(idem, sizeof(idem), "minimal-%d-%ld", (int)getpid(), serial);
-	const char *params[11] = {
+	const char *params[TRANSFER_NPARAMS] = {
 	    pg_tenant,
 	    "minimal",
 	    idem,
@@ -130,7 +128,7 @@ pg_transfer(PGconn **c, long serial)
 	    "1",
 	    "EUR",
 	    NULL};
-	PGresult *r = PQexecPrepared(*c, "transfer", 11, params, NULL, NULL, 0);
+	PGresult *r = PQexecPrepared(*c, "transfer", TRANSFER_NPARAMS, params, NULL, NULL, 0);
 	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 	          strcmp(PQgetvalue(r, 0, 1), "201") == 0;
 	if (!ok)

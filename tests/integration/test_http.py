@@ -4,7 +4,7 @@ access log, /status and /metrics shapes."""
 import re
 import time
 
-from harness import parse_metrics
+from harness import check_problem, parse_metrics
 
 BODY_LIMIT = 64 * 1024
 SETTINGS = dict(body_limit="64k", workers=2)
@@ -24,16 +24,10 @@ def _request_id(t, r, what):
 
 
 def _problem(t, r, status, code, what):
-    t.eq(r.status, status, f"{what}: status ({r.text[:200]!r})")
-    ct = r.header("Content-Type", "")
-    t.check(ct.split(";")[0].strip() == "application/problem+json",
-            f"{what}: Content-Type {ct!r}, want application/problem+json")
-    p = r.json()
+    """check_problem, and every member of the contract, with the request id."""
+    p = check_problem(t, r, status, code, what)
     missing = [f for f in PROBLEM_FIELDS if f not in p]
     t.check(not missing, f"{what}: problem lacks {missing}: {p}")
-    t.eq(p["status"], status, f"{what}: problem status")
-    if code is not None:
-        t.eq(p["code"], code, f"{what}: problem code")
     t.check(isinstance(p["title"], str) and p["title"], f"{what}: empty title")
     t.check(isinstance(p["detail"], str), f"{what}: detail is not a string")
     t.check(isinstance(p["type"], str) and p["type"], f"{what}: empty type")

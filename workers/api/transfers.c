@@ -13,6 +13,7 @@
 #include "api/db.h"
 #include "api/idempotency.h"
 #include "api/ledger.h"
+#include "api/transfer_sql.h"
 #include "core/arena.h"
 #include "core/log.h"
 #include "http/body.h"
@@ -107,16 +108,6 @@ refuse(struct bw_request *req, const char *code)
 	bw_error("ledger_transfer: unknown outcome %s", code != NULL ? code : "(null)");
 	bw_resp_problem(req, 500, "internal_error", "an unexpected database outcome");
 }
-
-/* ledger_transfer_request (schema/007) as one statement, its own
- * transaction: the key is claimed, the transfer done and its outcome stored
- * in one round trip, so the accounts are locked only while the server
- * works; prepared once per connection, so it is planned once. */
-#define TRANSFER_SQL                                                                               \
-	"SELECT state, status::text, code, request_id, transfer_id::text, from_account::text, "    \
-	"to_account::text, amount::text, currency, memo, created_at, body "                        \
-	"FROM ledger_transfer_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-#define TRANSFER_NPARAMS 11
 
 /* The response of an outcome row (new or stored): 201 with the transfer,
  * or the refusal rendered with the request_id of the first response, so a

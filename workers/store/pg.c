@@ -235,6 +235,14 @@ fail:
 	return NULL;
 }
 
+/* The SQLSTATE of an error result, "" when it has none. */
+static const char *
+sqlstate_of(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	return state != NULL ? state : "";
+}
+
 static bool
 is_prepared(const char *name)
 {
@@ -244,9 +252,9 @@ is_prepared(const char *name)
 	return false;
 }
 
-/* Prepares name on c unless done already on this connection. Returns NULL
- * when it is ready, else what pg_collect returned for the Parse (an error
- * result, or NULL with err set). */
+/* Prepares name on c and remembers it. Returns NULL when it is ready,
+ * else what pg_collect returned for the Parse (an error result, or NULL
+ * with err set). */
 static PGresult *
 pg_prepare(PGconn *c, const char *name, const char *sql, int nparams, int64_t deadline_ms,
            bool *timed_out, char *err, size_t errlen, bool *failed)
@@ -254,8 +262,6 @@ pg_prepare(PGconn *c, const char *name, const char *sql, int nparams, int64_t de
 	PGresult *res;
 
 	*failed = false;
-	if (is_prepared(name))
-		return NULL;
 	if (!PQsendPrepare(c, name, sql, nparams, NULL)) {
 		set_err(err, errlen, "query: ", PQerrorMessage(c));
 		*failed = true;
@@ -280,14 +286,18 @@ pg_run_params(PGconn *c, const char *name, const char *sql, int nparams, const c
 	int sent;
 
 	*timed_out = false;
-	if (name != NULL && !is_prepared(name) && pg.nprepared == PREPARED_MAX)
-		name = NULL; /* no room to remember it: run it unprepared */
-	if (name != NULL) {
-		bool failed;
-		PGresult *res =
-		    pg_prepare(c, name, sql, nparams, deadline_ms, timed_out, err, errlen, &failed);
+	if (name != NULL && !is_prepared(name)) {
+		bool failed = false;
+		PGresult *res = NULL;
+		if (pg.nprepared == PREPARED_MAX)
+			name = NULL; /* no room to remember it: run it unprepared */
+		else
+			res = pg_prepare(c, name, sql, nparams, deadline_ms, timed_out, err, errlen,
+			                 &failed);
 		if (failed)
 			return res;
+	}
+	if (name != NULL) {
 		sent = PQsendQueryPrepared(c, name, nparams, params, NULL, NULL, 0);
 	} else if (nparams == 0) {
 		sent = PQsendQuery(c, sql);
@@ -444,10 +454,7 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		 * on a new connection, once. */
 		if (res != NULL && name != NULL && !in_tx && !replanned && !pg.no_reconnect &&
 		    PQresultStatus(res) == PGRES_FATAL_ERROR &&
-		    strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL
-		               ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-		               : "",
-		           "0A000") == 0) {
+		    strcmp(sqlstate_of(res), "0A000") == 0) {
 			PQclear(res);
 			res = NULL;
 			pg_drop();
@@ -468,10 +475,9 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		bw_arena_defer(a, clear_result, res);
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *state = sqlstate_of(res);
 		err->kind = BW_PG_ERR_SQL;
-		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s",
-		         state != NULL ? state : "XX000");
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state[0] ? state : "XX000");
 		set_err(err->message, sizeof(err->message), "", PQresultErrorMessage(res));
 		if (a == NULL)
 			PQclear(res);
