@@ -3,14 +3,13 @@
  * bw_slot_read only, so a corrupt slot cannot break the page. Each client
  * is read without blocking by the master loop (master.c) and answered here
  * once its request line is complete. */
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/io.h"
 #include "http/router.h"
 #include "pool/master.h"
 #include "store/store.h"
@@ -218,23 +217,6 @@ render_metrics(struct bw_master *m, struct bw_buf *b)
 	              m->generation);
 }
 
-static void
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-		if (poll(&pfd, 1, READ_WAIT_MS) <= 0)
-			return;
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
 void
 bw_status_respond(struct bw_master *m, int fd, const char *req)
 {
@@ -261,8 +243,8 @@ bw_status_respond(struct bw_master *m, int fd, const char *req)
 	              "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: "
 	              "no-store\r\nConnection: close\r\n\r\n",
 	              status, status == 200 ? "OK" : "Not Found", type, body.len);
-	write_all(fd, bw_buf_cstr(&head), head.len);
-	write_all(fd, bw_buf_cstr(&body), body.len);
+	bw_write_all(fd, bw_buf_cstr(&head), head.len, READ_WAIT_MS);
+	bw_write_all(fd, bw_buf_cstr(&body), body.len, READ_WAIT_MS);
 	bw_buf_release(&head);
 	bw_buf_release(&body);
 }
