@@ -70,10 +70,10 @@ setup_signals(void)
 }
 
 const char *
-bw_exit_reason_name(enum bw_exit_reason r)
+bw_child_exit_name(enum bw_child_exit r)
 {
 	static const char *const names[] = {"stopped", "recycled", "killed", "crashed"};
-	return r < BW_EXIT_NREASONS ? names[r] : "unknown";
+	return r < BW_CHILD_NEXITS ? names[r] : "unknown";
 }
 
 static const struct bw_config *
@@ -208,23 +208,23 @@ reap(struct bw_master *m, int64_t now)
 		if (i == BW_SB_SLOTS)
 			continue;
 		struct bw_child *c = &m->children[i];
-		enum bw_exit_reason why;
+		enum bw_child_exit why;
 		bool exit0 = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 		if (c->killed)
-			why = BW_EXIT_KILLED;
-		else if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
-			why = BW_EXIT_RECYCLED;
+			why = BW_CHILD_KILLED;
+		else if (WIFEXITED(status) && WEXITSTATUS(status) == BW_WORKER_EXIT_RECYCLED)
+			why = BW_CHILD_RECYCLED;
 		else if (exit0 && (c->retiring || m->state == BW_MASTER_STOPPING))
-			why = BW_EXIT_STOPPED;
+			why = BW_CHILD_STOPPED;
 		else
-			why = BW_EXIT_CRASHED;
+			why = BW_CHILD_CRASHED;
 		m->exits[why]++;
 		forget_shm(pid);
 		bw_counters_add(&m->retired, &m->sb->slots[i].counters);
 		memset(&m->sb->slots[i], 0, sizeof(m->sb->slots[i]));
 
 		int64_t lived = now - c->started_ms;
-		if (why == BW_EXIT_CRASHED) {
+		if (why == BW_CHILD_CRASHED) {
 			char fields[160];
 			if (WIFSIGNALED(status))
 				snprintf(fields, sizeof(fields),
@@ -244,7 +244,7 @@ reap(struct bw_master *m, int64_t now)
 		if (c->want_gen == 0 || c->want_gen != c->generation ||
 		    m->state == BW_MASTER_STOPPING)
 			continue;
-		if (why == BW_EXIT_CRASHED && lived < HEALTHY_LIFETIME_MS) {
+		if (why == BW_CHILD_CRASHED && lived < HEALTHY_LIFETIME_MS) {
 			c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
 			if (c->backoff_ms > BACKOFF_MAX_MS)
 				c->backoff_ms = BACKOFF_MAX_MS;

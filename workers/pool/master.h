@@ -10,12 +10,13 @@
 #include "pool/listen.h"
 #include "pool/scoreboard.h"
 
-enum bw_exit_reason {
-	BW_EXIT_STOPPED,
-	BW_EXIT_RECYCLED,
-	BW_EXIT_KILLED,
-	BW_EXIT_CRASHED,
-	BW_EXIT_NREASONS
+/* Why a worker process ended, as the master counts it. */
+enum bw_child_exit {
+	BW_CHILD_STOPPED,
+	BW_CHILD_RECYCLED,
+	BW_CHILD_KILLED,
+	BW_CHILD_CRASHED,
+	BW_CHILD_NEXITS
 };
 
 /* What the master remembers per scoreboard slot (the slot itself is shared
@@ -64,13 +65,13 @@ struct bw_master {
 	bool crash_breaker;
 	int64_t crash_times[16];
 	int crash_next;
-	uint64_t exits[BW_EXIT_NREASONS];
+	uint64_t exits[BW_CHILD_NEXITS];
 	uint64_t spawns;
 	struct bw_counters retired; /* counters of workers that have exited */
 };
 
 int bw_master_run(const char *config_file, struct bw_config *cfg);
-const char *bw_exit_reason_name(enum bw_exit_reason r);
+const char *bw_child_exit_name(enum bw_child_exit r);
 
 /* status.c: answers one complete request line on a status connection. */
 void bw_status_respond(struct bw_master *m, int client_fd, const char *request);

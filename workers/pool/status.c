@@ -88,8 +88,8 @@ render_status(struct bw_master *m, struct bw_buf *b)
 	               false);
 	bw_json_key(b, "exits", false);
 	bw_buf_puts(b, "{");
-	for (int r = 0; r < BW_EXIT_NREASONS; r++)
-		bw_json_kv_int(b, bw_exit_reason_name((enum bw_exit_reason)r), (int64_t)m->exits[r],
+	for (int r = 0; r < BW_CHILD_NEXITS; r++)
+		bw_json_kv_int(b, bw_child_exit_name((enum bw_child_exit)r), (int64_t)m->exits[r],
 		               r == 0);
 	bw_buf_puts(b, "}");
 	bw_json_key(b, "processes", false);
@@ -178,9 +178,9 @@ render_metrics(struct bw_master *m, struct bw_buf *b)
 	              m->cfg.workers);
 	bw_buf_puts(b, "# HELP bulwark_worker_exits_total Worker exits by reason.\n"
 	               "# TYPE bulwark_worker_exits_total counter\n");
-	for (int r = 0; r < BW_EXIT_NREASONS; r++)
+	for (int r = 0; r < BW_CHILD_NEXITS; r++)
 		bw_buf_printf(b, "bulwark_worker_exits_total{reason=\"%s\"} %llu\n",
-		              bw_exit_reason_name((enum bw_exit_reason)r),
+		              bw_child_exit_name((enum bw_child_exit)r),
 		              (unsigned long long)m->exits[r]);
 	bw_buf_printf(
 	    b,

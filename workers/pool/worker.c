@@ -255,7 +255,7 @@ bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *
 	bw_arena_free(arena);
 	bw_store_close();
 	FCGX_Free(&fcgx, 1);
-	/* Exit code tells the master why: 0 stop, 3 recycle. exit(), not
-	 * _exit(): LeakSanitizer checks the worker on the way out. */
-	exit(limit > 0 && served >= limit ? 3 : 0);
+	/* Exit code tells the master why. exit(), not _exit(): LeakSanitizer
+	 * checks the worker on the way out. */
+	exit(limit > 0 && served >= limit ? BW_WORKER_EXIT_RECYCLED : 0);
 }
