@@ -25,6 +25,7 @@
 #include "http/router.h"
 #include "pool/limiter.h"
 #include "pool/master.h"
+#include "pool/signals.h"
 #include "pool/worker.h"
 
 #define TICK_MS             50
@@ -35,39 +36,6 @@
 #define CRASH_TRIP          5
 #define RELOAD_MAX_FAILURES 3
 #define STATUS_READ_MS      1000
-
-static int sig_pipe[2] = {-1, -1};
-
-static void
-on_signal(int sig)
-{
-	int saved = errno;
-	unsigned char c = (unsigned char)sig;
-	if (write(sig_pipe[1], &c, 1) < 0) {
-		/* pipe full: the loop is already awake */
-	}
-	errno = saved;
-}
-
-static int
-setup_signals(void)
-{
-	struct sigaction sa;
-
-	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	sa.sa_handler = on_signal;
-	int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD};
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		if (sigaction(sigs[i], &sa, NULL) < 0)
-			return -1;
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	return 0;
-}
 
 const char *
 bw_child_exit_name(enum bw_child_exit r)
@@ -87,29 +55,21 @@ spawn(struct bw_master *m, int i)
 {
 	struct bw_child *c = &m->children[i];
 	struct bw_slot *s = &m->sb->slots[i];
-	sigset_t all, old;
+	sigset_t old;
 
 	memset(s, 0, sizeof(*s));
 	s->generation = c->want_gen;
 	s->state = BW_SLOT_STARTING;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
+	bw_signals_block(&old);
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* Child: drop the master's handlers before anything can arrive. */
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_DFL;
-		int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD};
-		for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
-			sigaction(sigs[k], &sa, NULL);
-		close(sig_pipe[0]);
-		close(sig_pipe[1]);
+		bw_signals_init_child();
 		if (m->status_fd >= 0)
 			close(m->status_fd);
 		bw_worker_run(cfg_for(m, c->want_gen), m->listener.fd, m->sb, i, c->want_gen);
 	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	bw_signals_unblock(&old);
 	if (pid < 0) {
 		bw_error("fork failed: %s", strerror(errno));
 		c->respawn_at_ms = bw_now_ms() + BACKOFF_MIN_MS;
@@ -491,30 +451,28 @@ static void
 handle_signals(struct bw_master *m)
 {
 	unsigned char sigs[64];
-	ssize_t n;
+	int n;
 
-	while ((n = read(sig_pipe[0], sigs, sizeof(sigs))) > 0) {
-		for (ssize_t k = 0; k < n; k++) {
-			switch (sigs[k]) {
-			case SIGTERM:
-			case SIGQUIT:
-				start_stop(m, m->state == BW_MASTER_STOPPING);
+	while ((n = bw_signals_read(sigs, sizeof(sigs))) > 0) {
+		for (int k = 0; k < n; k++) {
+			switch (bw_signal_action(sigs[k], m->state == BW_MASTER_STOPPING)) {
+			case BW_SIG_STOP:
+				start_stop(m, false);
 				break;
-			case SIGINT:
+			case BW_SIG_FAST_STOP:
 				start_stop(m, true);
 				break;
-			case SIGHUP:
-				if (m->state != BW_MASTER_STOPPING)
-					start_reload(m);
+			case BW_SIG_RELOAD:
+				start_reload(m);
 				break;
-			case SIGUSR1:
+			case BW_SIG_REOPEN:
 				if (bw_log_reopen() < 0)
 					bw_error("cannot reopen log file: %s", strerror(errno));
 				signal_all(m, SIGUSR1);
 				bw_info("log file reopened");
 				break;
-			default:
-				break; /* SIGCHLD: reaped every tick */
+			case BW_SIG_NONE:
+				break;
 			}
 		}
 	}
@@ -627,7 +585,7 @@ bw_master_run(const char *config_file, struct bw_config *cfg)
 	m->listener.fd = -1;
 	for (int k = 0; k < BW_STATUS_CLIENTS; k++)
 		m->status_clients[k].fd = -1;
-	if (setup_signals() < 0) {
+	if (bw_signals_init_main() < 0) {
 		bw_error("cannot install signal handlers: %s", strerror(errno));
 		goto out;
 	}
@@ -663,8 +621,9 @@ bw_master_run(const char *config_file, struct bw_config *cfg)
 		wd_usec = 0;
 	int64_t last_wd = 0, last_status = 0;
 	for (;;) {
-		struct pollfd fds[2 + BW_STATUS_CLIENTS] = {{.fd = sig_pipe[0], .events = POLLIN},
-		                                            {.fd = m->status_fd, .events = POLLIN}};
+		struct pollfd fds[2 + BW_STATUS_CLIENTS] = {
+		    {.fd = bw_signals_fd(), .events = POLLIN},
+		    {.fd = m->status_fd, .events = POLLIN}};
 		for (int k = 0; k < BW_STATUS_CLIENTS; k++)
 			fds[2 + k] =
 			    (struct pollfd){.fd = m->status_clients[k].fd, .events = POLLIN};
