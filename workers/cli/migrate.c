@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <sysexits.h>
 
 #include "cli/cli.h"
 #include "cli/lint.h"
@@ -825,7 +826,7 @@ bw_cmd_migrate(int argc, char **argv)
 			if (errno != 0 || *end != '\0' || end == optarg || w < 0 || w > 86400) {
 				fprintf(stderr,
 				        "bulwark: migrate: --wait: seconds from 0 to 86400\n");
-				return 64;
+				return EX_USAGE;
 			}
 			m.wait_s = (int)w;
 			break;
@@ -835,23 +836,23 @@ bw_cmd_migrate(int argc, char **argv)
 			return 0;
 		default:
 			fprintf(stderr, USAGE);
-			return 64;
+			return EX_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, USAGE);
-		return 64;
+		return EX_USAGE;
 	}
 	sub = argv[optind];
 	if (strcmp(sub, "up") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "lint") != 0) {
 		fprintf(stderr, "bulwark: migrate: unknown command \"%s\"\n" USAGE, sub);
-		return 64;
+		return EX_USAGE;
 	}
 	/* lint --dir needs neither a config nor a database (make check). */
 	if (strcmp(sub, "lint") != 0 || m.dir == NULL || file != NULL) {
 		if (bw_config_load(&m.cfg, file, err, sizeof(err)) < 0) {
 			fprintf(stderr, "bulwark: %s\n", err);
-			return BW_EXIT_CONFIG;
+			return EX_CONFIG;
 		}
 		m.cfg_loaded = true;
 		if (m.dir == NULL)
