@@ -706,7 +706,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 		}
 		mrc = bw_mongo_ensure_indexes(text, len, MONGO_INDEX_TIMEOUT_MS, &changed, err,
 		                              sizeof(err));
-		if (mrc == BW_MONGO_EINVALID) {
+		if (mrc == BW_INVALID) {
 			fprintf(stderr, "bulwark: migrate: %s: MongoDB: %s\n", path, err);
 			rc = -1;
 		} else if (mrc < 0) {

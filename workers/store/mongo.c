@@ -358,7 +358,7 @@ bw_mongo_close(void)
 	}
 }
 
-int
+enum bw_rc
 bw_mongo_ping(int timeout_ms, char *err, size_t errlen)
 {
 	int64_t now = bw_now_ms();
@@ -370,12 +370,12 @@ bw_mongo_ping(int timeout_ms, char *err, size_t errlen)
 	err[0] = '\0';
 	if (mg.cfg == NULL) {
 		snprintf(err, errlen, "store not initialised");
-		return -1;
+		return BW_ERR;
 	}
 	if (!bw_breaker_allow(&mg.breaker, now)) {
 		snprintf(err, errlen, "breaker open, next probe in %lld ms",
 		         (long long)bw_breaker_retry_after_ms(&mg.breaker, now));
-		return BW_MONGO_REFUSED;
+		return BW_REFUSED;
 	}
 	BSON_APPEND_INT32(&cmd, "ping", 1);
 	for (;;) {
@@ -400,12 +400,12 @@ bw_mongo_ping(int timeout_ms, char *err, size_t errlen)
 	bson_destroy(&cmd);
 	bson_destroy(&reply);
 	mongo_succeeded();
-	return 0;
+	return BW_OK;
 fail:
 	bson_destroy(&cmd);
 	bson_destroy(&reply);
 	mongo_failed(err);
-	return -1;
+	return BW_ERR;
 }
 
 const char *
@@ -460,25 +460,25 @@ is_unavailable_error(const bson_error_t *e)
 }
 
 /* Starts a call: the breaker's permission, then a client. */
-static int
+static enum bw_rc
 call_begin(bool *reused, char *err, size_t errlen)
 {
 	err[0] = '\0';
 	if (mg.cfg == NULL) {
 		snprintf(err, errlen, "store not initialised");
-		return -1;
+		return BW_ERR;
 	}
 	if (!bw_breaker_allow(&mg.breaker, bw_now_ms())) {
 		snprintf(err, errlen, "breaker open, next probe in %lld ms",
 		         (long long)bw_mongo_retry_after_ms());
-		return BW_MONGO_REFUSED;
+		return BW_REFUSED;
 	}
 	*reused = mg.client != NULL && mg.pid == bw_pid();
 	if (mongo_open(err, errlen) < 0) {
 		mongo_failed(err);
-		return -1;
+		return BW_ERR;
 	}
-	return 0;
+	return BW_OK;
 }
 
 /* After a failed attempt: should the call be tried once more on a fresh
@@ -495,22 +495,22 @@ retry_fresh(const bson_error_t *e, bool *reused, int64_t deadline, char *err, si
 }
 
 /* Ends a call that failed with e: tells the breaker, maps to a return code. */
-static int
+static enum bw_rc
 call_failed(const bson_error_t *e, const char *what, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s: %s", what, e->message);
 	if (is_connection_error(e)) {
 		mongo_drop();
 		mongo_failed(err);
-		return -1;
+		return BW_ERR;
 	}
 	if (is_unavailable_error(e)) {
 		mongo_failed(err);
-		return -1;
+		return BW_ERR;
 	}
 	/* The server is up and answered: the request itself is at fault. */
 	mongo_succeeded();
-	return BW_MONGO_EINVALID;
+	return BW_INVALID;
 }
 
 static void
@@ -680,7 +680,7 @@ run_bulk(const char *collection, const bson_oid_t *ids, bson_t *const *docs, siz
 	}
 }
 
-int
+enum bw_rc
 bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const *docs, size_t n,
                     bool insert_first, enum bw_mongo_fate *fates, char *err, size_t errlen)
 {
@@ -688,60 +688,61 @@ bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const
 	bson_error_t e = {0};
 	bool reused, insert = insert_first, wc_error, answered;
 	size_t hard;
-	int rc;
+	enum bw_rc rc;
+	int ran;
 
 	for (size_t i = 0; i < n; i++)
 		fates[i] = BW_MONGO_UNKNOWN;
 	rc = call_begin(&reused, err, errlen);
-	if (rc < 0)
+	if (rc != BW_OK)
 		return rc;
 	BSON_APPEND_BOOL(&opts, "ordered", false);
 	append_write_concern(&opts);
 	int64_t deadline = bw_now_ms() + mg.cfg->mongo_timeout_ms;
-	rc = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply, &e, err,
-	              errlen);
-	answered = rc >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
-	if (rc == 0 && insert && !answered && e.domain == MONGOC_ERROR_SERVER && e.code == 11000) {
+	ran = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply, &e, err,
+	               errlen);
+	answered = ran >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
+	if (ran == 0 && insert && !answered && e.domain == MONGOC_ERROR_SERVER && e.code == 11000) {
 		/* Refused whole over one duplicate (jongodb; MongoDB stores the
 		 * rest): nothing was stored, so the upsert bulk sorts it out. */
 		for (size_t i = 0; i < n; i++)
 			fates[i] = BW_MONGO_UNKNOWN;
 		insert = false;
-		rc = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply,
-		              &e, err, errlen);
-		answered = rc >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
+		ran = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply,
+		               &e, err, errlen);
+		answered = ran >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
 	}
-	if (rc < 0) {
-		rc = BW_MONGO_EINVALID;
-	} else if (rc == 1 || (answered && !wc_error && hard == 0)) {
+	if (ran < 0) {
+		rc = BW_INVALID;
+	} else if (ran == 1 || (answered && !wc_error && hard == 0)) {
 		/* Duplicate-key errors alone still account for every document. */
 		mongo_succeeded();
-		rc = 0;
+		rc = BW_OK;
 	} else if (answered && !wc_error) {
 		/* The server is up and refused some documents. */
 		snprintf(err, errlen, "bulk write: %zu document%s refused: %s", hard,
 		         hard == 1 ? "" : "s", e.message);
 		mongo_succeeded();
-		rc = -1;
+		rc = BW_ERR;
 	} else {
 		rc = call_failed(&e, "bulk write", err, errlen);
-		if (rc == BW_MONGO_EINVALID)
-			rc = -1;
+		if (rc == BW_INVALID)
+			rc = BW_ERR;
 	}
 	bson_destroy(&opts);
 	bson_destroy(&reply);
 	return rc;
 }
 
-int
+enum bw_rc
 bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, bw_mongo_doc_fn fn,
               void *arg, char *err, size_t errlen)
 {
 	bson_error_t e;
 	bool reused, failed;
-	int rc = call_begin(&reused, err, errlen);
+	enum bw_rc rc = call_begin(&reused, err, errlen);
 
-	if (rc < 0)
+	if (rc != BW_OK)
 		return rc;
 	int64_t deadline = bw_now_ms() + mg.cfg->mongo_timeout_ms;
 	for (;;) {
@@ -763,7 +764,7 @@ bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, 
 		mongoc_collection_destroy(coll);
 		if (!failed) {
 			mongo_succeeded();
-			return 0;
+			return BW_OK;
 		}
 		if (seen > 0 || !retry_fresh(&e, &reused, deadline, err, errlen))
 			break;
@@ -771,18 +772,18 @@ bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, 
 	return call_failed(&e, "find", err, errlen);
 }
 
-int
+enum bw_rc
 bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_code, char *err,
                  size_t errlen)
 {
 	bson_error_t e;
 	bool reused;
-	int rc;
+	enum bw_rc rc;
 
 	bson_init(reply);
 	*server_code = 0;
 	rc = call_begin(&reused, err, errlen);
-	if (rc < 0)
+	if (rc != BW_OK)
 		return rc;
 	int64_t deadline = bw_now_ms() + timeout_ms;
 	for (;;) {
@@ -793,7 +794,7 @@ bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_c
 		mg.deadline_ms = 0;
 		if (ok) {
 			mongo_succeeded();
-			return 0;
+			return BW_OK;
 		}
 		if (!retry_fresh(&e, &reused, deadline, err, errlen))
 			break;
@@ -824,17 +825,18 @@ config_int(const char *name)
 
 /* The expireAfterSeconds of index name on coll: -1 when it has none, -2
  * when there is no such index. */
-static int
+static enum bw_rc
 index_ttl(const char *coll, const char *name, int timeout_ms, int64_t *ttl, char *err,
           size_t errlen)
 {
 	bson_t *cmd = BCON_NEW("listIndexes", BCON_UTF8(coll));
 	bson_t reply;
 	bson_iter_t it, idx, f;
-	int code, rc = bw_mongo_command(cmd, &reply, timeout_ms, &code, err, errlen);
+	int code;
+	enum bw_rc rc = bw_mongo_command(cmd, &reply, timeout_ms, &code, err, errlen);
 
 	*ttl = -2;
-	if (rc == 0 && bson_iter_init(&it, &reply) &&
+	if (rc == BW_OK && bson_iter_init(&it, &reply) &&
 	    bson_iter_find_descendant(&it, "cursor.firstBatch", &idx) &&
 	    BSON_ITER_HOLDS_ARRAY(&idx) && bson_iter_recurse(&idx, &it))
 		while (bson_iter_next(&it)) {
@@ -927,20 +929,21 @@ fail:
 	return -1;
 }
 
-static int
+static enum bw_rc
 set_ttl(const char *coll, const struct ttl_want *w, int timeout_ms, char *err, size_t errlen)
 {
 	bson_t *cmd = BCON_NEW("collMod", BCON_UTF8(coll), "index", "{", "name", BCON_UTF8(w->name),
 	                       "expireAfterSeconds", BCON_INT32(w->seconds), "}");
 	bson_t reply;
-	int code, rc = bw_mongo_command(cmd, &reply, timeout_ms, &code, err, errlen);
+	int code;
+	enum bw_rc rc = bw_mongo_command(cmd, &reply, timeout_ms, &code, err, errlen);
 
 	bson_destroy(cmd);
 	bson_destroy(&reply);
 	return rc;
 }
 
-int
+enum bw_rc
 bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *changed, char *err,
                         size_t errlen)
 {
@@ -950,11 +953,11 @@ bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *chang
 	size_t nttl = 0;
 	bson_error_t e;
 	bson_iter_t it;
-	int code = 0, rc = -1;
+	int code = 0;
+	enum bw_rc rc = BW_INVALID;
 	int64_t ttl, before = 0, after = 0;
 
 	*changed = 0;
-	rc = BW_MONGO_EINVALID;
 	if (!bson_init_from_json(&doc, spec, (ssize_t)len, &e)) {
 		snprintf(err, errlen, "not JSON: %s", e.message);
 		goto done;
@@ -965,14 +968,14 @@ bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *chang
 	rc = bw_mongo_command(&cmd, &reply, timeout_ms, &code, err, errlen);
 	/* IndexOptionsConflict / IndexKeySpecsConflict: an index of that name
 	 * exists with another TTL; change it in place, then try again. */
-	if (rc != 0 && (code == 85 || code == 86)) {
+	if (rc != BW_OK && (code == 85 || code == 86)) {
 		for (size_t i = 0; i < nttl; i++)
-			if (set_ttl(coll, &wants[i], timeout_ms, err, errlen) == 0)
+			if (set_ttl(coll, &wants[i], timeout_ms, err, errlen) == BW_OK)
 				(*changed)++;
 		bson_destroy(&reply);
 		rc = bw_mongo_command(&cmd, &reply, timeout_ms, &code, err, errlen);
 	}
-	if (rc != 0)
+	if (rc != BW_OK)
 		goto done;
 	if (bson_iter_init_find(&it, &reply, "numIndexesBefore"))
 		before = bson_iter_as_int64(&it);
@@ -983,27 +986,27 @@ bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *chang
 	/* Some servers (jongodb) accept a changed TTL silently: check it. */
 	for (size_t i = 0; i < nttl; i++) {
 		rc = index_ttl(coll, wants[i].name, timeout_ms, &ttl, err, errlen);
-		if (rc == 0 && ttl != wants[i].seconds) {
+		if (rc == BW_OK && ttl != wants[i].seconds) {
 			rc = set_ttl(coll, &wants[i], timeout_ms, err, errlen);
-			if (rc == 0)
+			if (rc == BW_OK)
 				rc = index_ttl(coll, wants[i].name, timeout_ms, &ttl, err, errlen);
-			if (rc == 0 && ttl != wants[i].seconds) {
+			if (rc == BW_OK && ttl != wants[i].seconds) {
 				snprintf(err, errlen,
 				         "index %s.%s keeps expireAfterSeconds %lld instead of %d",
 				         coll, wants[i].name, (long long)ttl, wants[i].seconds);
-				rc = BW_MONGO_EINVALID;
-			} else if (rc != 0) {
+				rc = BW_INVALID;
+			} else if (rc != BW_OK) {
 				size_t l = strlen(err);
 				snprintf(err + l, errlen - l, " (changing the TTL of %s.%s)", coll,
 				         wants[i].name);
 			}
-			if (rc == 0)
+			if (rc == BW_OK)
 				(*changed)++;
 		}
-		if (rc != 0)
+		if (rc != BW_OK)
 			goto done;
 	}
-	rc = 0;
+	rc = BW_OK;
 done:
 	bson_destroy(&doc);
 	bson_destroy(&cmd);

@@ -357,7 +357,7 @@ bw_pg_close(void)
 	pg_drop();
 }
 
-int
+enum bw_rc
 bw_pg_ping(int timeout_ms, char *err, size_t errlen)
 {
 	int64_t now = bw_now_ms();
@@ -368,12 +368,12 @@ bw_pg_ping(int timeout_ms, char *err, size_t errlen)
 	err[0] = '\0';
 	if (pg.cfg == NULL) {
 		snprintf(err, errlen, "store not initialised");
-		return -1;
+		return BW_ERR;
 	}
 	if (!bw_breaker_allow(&pg.breaker, now)) {
 		snprintf(err, errlen, "breaker open, next probe in %lld ms",
 		         (long long)bw_breaker_retry_after_ms(&pg.breaker, now));
-		return BW_PG_REFUSED;
+		return BW_REFUSED;
 	}
 	pg_forget_foreign();
 	for (;;) {
@@ -405,10 +405,10 @@ bw_pg_ping(int timeout_ms, char *err, size_t errlen)
 	}
 	PQclear(res);
 	pg_succeeded();
-	return 0;
+	return BW_OK;
 fail:
 	pg_failed(err);
-	return -1;
+	return BW_ERR;
 }
 
 static void
@@ -417,7 +417,7 @@ clear_result(void *p)
 	PQclear(p);
 }
 
-int
+enum bw_rc
 bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
                      const char *const *params, int timeout_ms, struct bw_pg_result *out,
                      struct bw_pg_error *err)
@@ -436,7 +436,7 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		err->kind = BW_PG_ERR_REFUSED;
 		err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, now);
 		snprintf(err->message, sizeof(err->message), "postgres unavailable (breaker open)");
-		return -1;
+		return BW_ERR;
 	}
 	pg_forget_foreign();
 	for (;;) {
@@ -481,7 +481,7 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		set_err(err->message, sizeof(err->message), "", PQresultErrorMessage(res));
 		if (a == NULL)
 			PQclear(res);
-		return -1;
+		return BW_ERR;
 	}
 	out->nrows = PQntuples(res);
 	out->ncols = PQnfields(res);
@@ -490,19 +490,19 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		/* No arena to own it: the caller wanted the status only (COMMIT, ROLLBACK). */
 		PQclear(res);
 		out->nrows = 0;
-		return 0;
+		return BW_OK;
 	}
 	out->res = res;
-	return 0;
+	return BW_OK;
 conn_fail:
 	pg_failed(msg);
 	err->kind = BW_PG_ERR_CONN;
 	err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, bw_now_ms());
 	snprintf(err->message, sizeof(err->message), "%s", msg);
-	return -1;
+	return BW_ERR;
 }
 
-int
+enum bw_rc
 bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
             int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err)
 {

@@ -220,7 +220,7 @@ bw_redis_close(void)
 	}
 }
 
-int
+enum bw_rc
 bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
 {
 	struct redis_link *l = link_of(dep);
@@ -233,12 +233,12 @@ bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
 	err[0] = '\0';
 	if (rd.cfg == NULL || l == NULL) {
 		snprintf(err, errlen, rd.cfg == NULL ? "store not initialised" : "not a redis dep");
-		return -1;
+		return BW_ERR;
 	}
 	if (!bw_breaker_allow(&l->breaker, now)) {
 		snprintf(err, errlen, "breaker open, next probe in %lld ms",
 		         (long long)bw_breaker_retry_after_ms(&l->breaker, now));
-		return BW_REDIS_REFUSED;
+		return BW_REFUSED;
 	}
 	link_forget_foreign(l);
 	for (;;) {
@@ -294,12 +294,12 @@ bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
 	}
 	freeReplyObject(reply);
 	link_succeeded(l);
-	return 0;
+	return BW_OK;
 fail:
 	if (reply != NULL)
 		freeReplyObject(reply);
 	link_failed(l, err);
-	return -1;
+	return BW_ERR;
 }
 
 /* Deep copy of a hiredis reply into the arena. */
@@ -369,7 +369,7 @@ function_missing(const redisReply *r)
 	return r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found") != NULL;
 }
 
-int
+enum bw_rc
 bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
                const char *const *keys, int nargs, const char *const *args,
                struct bw_redis_reply **out, char *err, size_t errlen)
@@ -384,11 +384,11 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 	err[0] = '\0';
 	if (rd.cfg == NULL || l == NULL || nkeys > BW_REDIS_MAX_KEYS || nargs > BW_REDIS_MAX_ARGS) {
 		snprintf(err, errlen, "%s: too many keys or arguments", fn);
-		return -1;
+		return BW_ERR;
 	}
 	if (!bw_breaker_allow(&l->breaker, now)) {
 		snprintf(err, errlen, "breaker open");
-		return BW_REDIS_REFUSED;
+		return BW_REFUSED;
 	}
 	link_forget_foreign(l);
 	snprintf(nk, sizeof(nk), "%d", nkeys);
@@ -438,13 +438,13 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 	freeReplyObject(r);
 	if (*out == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return BW_ERR;
 	}
 	link_succeeded(l);
-	return 0;
+	return BW_OK;
 fail:
 	link_failed(l, err);
-	return -1;
+	return BW_ERR;
 }
 
 int64_t

@@ -67,7 +67,7 @@ breaker_of(enum bw_dep dep)
 void
 bw_store_check(enum bw_dep dep, struct bw_dep_status *out)
 {
-	int rc, refused;
+	enum bw_rc rc;
 	int64_t t0;
 
 	memset(out, 0, sizeof(*out));
@@ -82,22 +82,19 @@ bw_store_check(enum bw_dep dep, struct bw_dep_status *out)
 	switch (dep) {
 	case BW_DEP_POSTGRES:
 		rc = bw_pg_ping(st.cfg->ping_timeout_ms, out->error, sizeof(out->error));
-		refused = BW_PG_REFUSED;
 		break;
 	case BW_DEP_REDIS:
 	case BW_DEP_REDIS_CACHE:
 		rc = bw_redis_ping(dep, st.cfg->ping_timeout_ms, out->error, sizeof(out->error));
-		refused = BW_REDIS_REFUSED;
 		break;
 	default: /* BW_DEP_MONGO: anything else was turned away above */
 		rc = bw_mongo_ping(st.cfg->ping_timeout_ms, out->error, sizeof(out->error));
-		refused = BW_MONGO_REFUSED;
 		break;
 	}
 	/* A refused call did no I/O: there is no latency to report. */
-	if (rc != refused)
+	if (rc != BW_REFUSED)
 		out->latency_us = bw_now_us() - t0;
-	out->up = rc == 0;
+	out->up = rc == BW_OK;
 	if (out->up)
 		out->error[0] = '\0';
 	out->breaker = breaker_of(dep)->state;
