@@ -1,8 +1,8 @@
-/* MongoDB adapter (mongo.c is the only file that includes mongoc.h). One
- * single-threaded mongoc_client_t per worker, created on first use after
- * fork (mongoc_init happens then too), destroyed on any network or server
- * selection error and created again by the next call the breaker lets
- * through. */
+/* MongoDB adapter (mongo.c and its deadline stream, mongo_stream.c, are the
+ * only files that include mongoc.h). One single-threaded mongoc_client_t
+ * per worker, created on first use after fork (mongoc_init happens then
+ * too), destroyed on any network or server selection error and created
+ * again by the next call the breaker lets through. */
 #ifndef BW_MONGO_H
 #define BW_MONGO_H
 
@@ -89,22 +89,9 @@ enum bw_rc bw_mongo_find(const char *collection, const bson_t *filter, const bso
                          bw_mongo_doc_fn fn, void *arg, char *err, size_t errlen);
 
 /* Runs cmd on the database of the URI (createIndexes for `bulwark
- * migrate`) within timeout_ms. reply is always initialised (the caller
+ * migrate`, store/mongo_index.c) within timeout_ms. reply is always initialised (the caller
  * destroys it); *server_code gets the server's error code (0 if none). */
 enum bw_rc bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_code,
                             char *err, size_t errlen);
-
-/* Ensures the indexes of one spec file (schema/mongo/NAME.json, read by
- * `bulwark migrate up`): {"collection": C, "indexes": [{"name", "key",
- * "ttl_days_key"?, any other createIndexes option}]}, where ttl_days_key
- * names an integer config key whose value in days becomes
- * expireAfterSeconds. createIndexes (a no-op for indexes that exist), then
- * listIndexes to check each TTL, and collMod where one differs. Each
- * server call is bounded by timeout_ms. Sets *changed to the number of
- * indexes created or changed. BW_OK; BW_ERR or BW_REFUSED when MongoDB is
- * unavailable; BW_INVALID for a bad spec or an index the server refuses or
- * does not apply (err filled). */
-enum bw_rc bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *changed,
-                                   char *err, size_t errlen);
 
 #endif
