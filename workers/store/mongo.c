@@ -157,28 +157,11 @@ is_connection_error(const bson_error_t *e)
 	       e->domain == MONGOC_ERROR_PROTOCOL || e->domain == MONGOC_ERROR_CLIENT;
 }
 
+/* Tells the breaker how a call went: why == NULL is a success. */
 static void
-mongo_succeeded(void)
+mongo_note(const char *why)
 {
-	if (mg.breaker.state != BW_BREAKER_CLOSED)
-		bw_info("mongo: reachable again, breaker closed");
-	bw_breaker_success(&mg.breaker);
-}
-
-static void
-mongo_failed(const char *why)
-{
-	enum bw_breaker_state before = mg.breaker.state;
-
-	bw_breaker_failure(&mg.breaker, bw_now_ms());
-	if (before == BW_BREAKER_CLOSED && mg.breaker.state == BW_BREAKER_OPEN)
-		bw_warn("mongo: %s; breaker open for %lld ms", why,
-		        (long long)mg.breaker.cooldown_ms);
-	else if (before == BW_BREAKER_CLOSED)
-		bw_warn("mongo: %s", why);
-	else
-		bw_debug("mongo: probe failed: %s; next in %lld ms", why,
-		         (long long)mg.breaker.cooldown_ms);
+	bw_breaker_note(&mg.breaker, "mongo", why);
 }
 
 void
@@ -212,54 +195,46 @@ bw_mongo_close(void)
 	}
 }
 
+/* One {ping: 1} (see bw_breaker_ping), creating the client first if
+ * needed. */
+static enum bw_rc
+ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
+{
+	bson_t cmd = BSON_INITIALIZER, reply = BSON_INITIALIZER;
+	bson_error_t e;
+	enum bw_rc rc = BW_ERR;
+	bool reused, ok;
+
+	(void)arg;
+	reused = mg.client != NULL && mg.pid == bw_pid();
+	if (mongo_open(err, errlen) < 0)
+		return BW_ERR;
+	BSON_APPEND_INT32(&cmd, "ping", 1);
+	bw_mongo_deadline_set(deadline);
+	ok = mongoc_client_command_simple(mg.client, "admin", &cmd, NULL, &reply, &e);
+	bw_mongo_deadline_set(0);
+	if (ok) {
+		rc = BW_OK;
+	} else {
+		snprintf(err, errlen, "ping: %s", e.message);
+		if (is_connection_error(&e)) {
+			mongo_drop();
+			rc = reused ? BW_RETRY : BW_ERR;
+		}
+	}
+	bson_destroy(&cmd);
+	bson_destroy(&reply);
+	return rc;
+}
+
 enum bw_rc
 bw_mongo_ping(int timeout_ms, char *err, size_t errlen)
 {
-	int64_t now = bw_now_ms();
-	int64_t deadline = now + timeout_ms;
-	bson_t cmd = BSON_INITIALIZER, reply = BSON_INITIALIZER;
-	bson_error_t e;
-	bool reused, ok;
-
-	err[0] = '\0';
 	if (mg.cfg == NULL) {
 		snprintf(err, errlen, "store not initialised");
 		return BW_ERR;
 	}
-	if (!bw_breaker_allow(&mg.breaker, now)) {
-		snprintf(err, errlen, "breaker open, next probe in %lld ms",
-		         (long long)bw_breaker_retry_after_ms(&mg.breaker, now));
-		return BW_REFUSED;
-	}
-	BSON_APPEND_INT32(&cmd, "ping", 1);
-	for (;;) {
-		reused = mg.client != NULL && mg.pid == bw_pid();
-		if (mongo_open(err, errlen) < 0)
-			goto fail;
-		bson_destroy(&reply);
-		bw_mongo_deadline_set(deadline);
-		ok = mongoc_client_command_simple(mg.client, "admin", &cmd, NULL, &reply, &e);
-		bw_mongo_deadline_set(0);
-		if (ok)
-			break;
-		snprintf(err, errlen, "ping: %s", e.message);
-		if (!is_connection_error(&e))
-			goto fail;
-		mongo_drop();
-		/* A kept connection can be stale (server restarted) and fail at
-		 * once: one retry on a fresh client, within the budget. */
-		if (!reused || bw_now_ms() >= deadline)
-			goto fail;
-	}
-	bson_destroy(&cmd);
-	bson_destroy(&reply);
-	mongo_succeeded();
-	return BW_OK;
-fail:
-	bson_destroy(&cmd);
-	bson_destroy(&reply);
-	mongo_failed(err);
-	return BW_ERR;
+	return bw_breaker_ping(&mg.breaker, "mongo", timeout_ms, ping_once, NULL, err, errlen);
 }
 
 const char *
@@ -329,7 +304,7 @@ call_begin(bool *reused, char *err, size_t errlen)
 	}
 	*reused = mg.client != NULL && mg.pid == bw_pid();
 	if (mongo_open(err, errlen) < 0) {
-		mongo_failed(err);
+		mongo_note(err);
 		return BW_ERR;
 	}
 	return BW_OK;
@@ -355,15 +330,15 @@ call_failed(const bson_error_t *e, const char *what, char *err, size_t errlen)
 	snprintf(err, errlen, "%s: %s", what, e->message);
 	if (is_connection_error(e)) {
 		mongo_drop();
-		mongo_failed(err);
+		mongo_note(err);
 		return BW_ERR;
 	}
 	if (is_unavailable_error(e)) {
-		mongo_failed(err);
+		mongo_note(err);
 		return BW_ERR;
 	}
 	/* The server is up and answered: the request itself is at fault. */
-	mongo_succeeded();
+	mongo_note(NULL);
 	return BW_INVALID;
 }
 
@@ -570,13 +545,13 @@ bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const
 		rc = BW_INVALID;
 	} else if (ran == 1 || (answered && !wc_error && hard == 0)) {
 		/* Duplicate-key errors alone still account for every document. */
-		mongo_succeeded();
+		mongo_note(NULL);
 		rc = BW_OK;
 	} else if (answered && !wc_error) {
 		/* The server is up and refused some documents. */
 		snprintf(err, errlen, "bulk write: %zu document%s refused: %s", hard,
 		         hard == 1 ? "" : "s", e.message);
-		mongo_succeeded();
+		mongo_note(NULL);
 		rc = BW_ERR;
 	} else {
 		rc = call_failed(&e, "bulk write", err, errlen);
@@ -617,7 +592,7 @@ bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, 
 		mongoc_cursor_destroy(cur);
 		mongoc_collection_destroy(coll);
 		if (!failed) {
-			mongo_succeeded();
+			mongo_note(NULL);
 			return BW_OK;
 		}
 		if (seen > 0 || !retry_fresh(&e, &reused, deadline, err, errlen))
@@ -647,7 +622,7 @@ bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_c
 		                                       reply, &e);
 		bw_mongo_deadline_set(0);
 		if (ok) {
-			mongo_succeeded();
+			mongo_note(NULL);
 			return BW_OK;
 		}
 		if (!retry_fresh(&e, &reused, deadline, err, errlen))

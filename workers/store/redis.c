@@ -170,30 +170,6 @@ fail:
 	return -1;
 }
 
-static void
-link_succeeded(struct redis_link *l)
-{
-	if (l->breaker.state != BW_BREAKER_CLOSED)
-		bw_info("%s: reachable again, breaker closed", l->name);
-	bw_breaker_success(&l->breaker);
-}
-
-static void
-link_failed(struct redis_link *l, const char *why)
-{
-	enum bw_breaker_state before = l->breaker.state;
-
-	bw_breaker_failure(&l->breaker, bw_now_ms());
-	if (before == BW_BREAKER_CLOSED && l->breaker.state == BW_BREAKER_OPEN)
-		bw_warn("%s: %s; breaker open for %lld ms", l->name, why,
-		        (long long)l->breaker.cooldown_ms);
-	else if (before == BW_BREAKER_CLOSED)
-		bw_warn("%s: %s", l->name, why);
-	else
-		bw_debug("%s: probe failed: %s; next in %lld ms", l->name, why,
-		         (long long)l->breaker.cooldown_ms);
-}
-
 void
 bw_redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
 {
@@ -220,50 +196,40 @@ bw_redis_close(void)
 	}
 }
 
-enum bw_rc
-bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
+/* One PING on the link arg (see bw_breaker_ping), connecting first if
+ * needed; the command is bounded by min(redis_timeout_ms, what is left). */
+static enum bw_rc
+ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 {
-	struct redis_link *l = link_of(dep);
-	int64_t now = bw_now_ms();
-	int64_t deadline = now + timeout_ms;
-	redisReply *reply = NULL;
+	struct redis_link *l = arg;
+	redisReply *reply;
+	enum bw_rc rc = BW_ERR;
 	bool reused, timed_out;
+	int64_t now;
 	int cmd_ms, saved;
 
-	err[0] = '\0';
-	if (rd.cfg == NULL || l == NULL) {
-		snprintf(err, errlen, rd.cfg == NULL ? "store not initialised" : "not a redis dep");
+	link_forget_foreign(l);
+	reused = l->ctx != NULL;
+	if (!reused) {
+		int64_t ct = rd.cfg->connect_timeout_ms;
+		now = bw_now_ms();
+		if (ct > deadline - now)
+			ct = deadline - now;
+		if (link_connect(l, ct, err, errlen) < 0)
+			return BW_ERR;
+	}
+	now = bw_now_ms();
+	cmd_ms = rd.cfg->redis_timeout_ms;
+	if (cmd_ms > deadline - now)
+		cmd_ms = (int)(deadline - now);
+	if (redisSetTimeout(l->ctx, ms_to_tv(cmd_ms)) != REDIS_OK) {
+		snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
+		link_drop(l);
 		return BW_ERR;
 	}
-	if (!bw_breaker_allow(&l->breaker, now)) {
-		snprintf(err, errlen, "breaker open, next probe in %lld ms",
-		         (long long)bw_breaker_retry_after_ms(&l->breaker, now));
-		return BW_REFUSED;
-	}
-	link_forget_foreign(l);
-	for (;;) {
-		reused = l->ctx != NULL;
-		if (!reused) {
-			int64_t ct = rd.cfg->connect_timeout_ms;
-			if (ct > deadline - now)
-				ct = deadline - now;
-			if (link_connect(l, ct, err, errlen) < 0)
-				goto fail;
-		}
-		now = bw_now_ms();
-		cmd_ms =
-		    rd.cfg->redis_timeout_ms < timeout_ms ? rd.cfg->redis_timeout_ms : timeout_ms;
-		if (cmd_ms > deadline - now)
-			cmd_ms = (int)(deadline - now);
-		if (redisSetTimeout(l->ctx, ms_to_tv(cmd_ms)) != REDIS_OK) {
-			snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
-			link_drop(l);
-			goto fail;
-		}
-		reply = redisCommand(l->ctx, "PING");
-		saved = errno;
-		if (reply != NULL)
-			break;
+	reply = redisCommand(l->ctx, "PING");
+	saved = errno;
+	if (reply == NULL) {
 		/* hiredis 0.14 reports a socket timeout as an I/O error with
 		 * EAGAIN left in errno. */
 		timed_out =
@@ -273,33 +239,34 @@ bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
 		else
 			snprintf(err, errlen, "PING: %s", l->ctx->errstr);
 		link_drop(l);
-		/* A kept connection can be stale (server restarted) and fail at
-		 * once: one retry on a fresh connection, within the budget. */
-		now = bw_now_ms();
-		if (!reused || timed_out || now >= deadline)
-			goto fail;
+		return reused && !timed_out ? BW_RETRY : BW_ERR;
 	}
 	/* Back to the command timeout for whatever uses the context next. */
 	if (redisSetTimeout(l->ctx, ms_to_tv(rd.cfg->redis_timeout_ms)) != REDIS_OK) {
 		snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
 		link_drop(l);
-		goto fail;
-	}
-	if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
+	} else if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
 		/* An error reply (LOADING, NOAUTH…) on a healthy socket: down,
 		 * but the connection stays. */
 		snprintf(err, errlen, "PING: %s",
 		         reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-		goto fail;
+	} else {
+		rc = BW_OK;
 	}
 	freeReplyObject(reply);
-	link_succeeded(l);
-	return BW_OK;
-fail:
-	if (reply != NULL)
-		freeReplyObject(reply);
-	link_failed(l, err);
-	return BW_ERR;
+	return rc;
+}
+
+enum bw_rc
+bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
+{
+	struct redis_link *l = link_of(dep);
+
+	if (rd.cfg == NULL || l == NULL) {
+		snprintf(err, errlen, rd.cfg == NULL ? "store not initialised" : "not a redis dep");
+		return BW_ERR;
+	}
+	return bw_breaker_ping(&l->breaker, l->name, timeout_ms, ping_once, l, err, errlen);
 }
 
 /* Deep copy of a hiredis reply into the arena. */
@@ -440,10 +407,10 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 		snprintf(err, errlen, "out of memory");
 		return BW_ERR;
 	}
-	link_succeeded(l);
+	bw_breaker_note(&l->breaker, l->name, NULL);
 	return BW_OK;
 fail:
-	link_failed(l, err);
+	bw_breaker_note(&l->breaker, l->name, err);
 	return BW_ERR;
 }
 
