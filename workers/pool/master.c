@@ -26,6 +26,7 @@
 #include "pool/limiter.h"
 #include "pool/master.h"
 #include "pool/worker.h"
+#include "store/store.h"
 
 #define TICK_MS             50
 #define BACKOFF_MIN_MS      100
@@ -182,18 +183,6 @@ update_crash_breaker(struct bw_master *m, int64_t now)
 	}
 }
 
-/* Debian's libmongoc keeps its counters in /dev/shm/mongoc-<pid>, removed
- * at exit: a worker that was killed leaves its file behind, in memory,
- * and a later process with the same pid gets a warning on start-up. */
-static void
-forget_shm(pid_t pid)
-{
-	char name[32];
-
-	snprintf(name, sizeof(name), "/mongoc-%d", (int)pid);
-	shm_unlink(name);
-}
-
 static void
 reap(struct bw_master *m, int64_t now)
 {
@@ -219,7 +208,7 @@ reap(struct bw_master *m, int64_t now)
 		else
 			why = BW_EXIT_CRASHED;
 		m->exits[why]++;
-		forget_shm(pid);
+		bw_store_forget_child(pid);
 		bw_counters_add(&m->retired, &m->sb->slots[i].counters);
 		memset(&m->sb->slots[i], 0, sizeof(m->sb->slots[i]));
 

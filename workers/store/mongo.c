@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -161,7 +162,7 @@ is_connection_error(const bson_error_t *e)
 static void
 mongo_note(const char *why)
 {
-	bw_breaker_note(&mg.breaker, "mongo", why);
+	bw_breaker_note(&mg.breaker, bw_mongo_ops.name, why);
 }
 
 void
@@ -227,14 +228,15 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 	return rc;
 }
 
-enum bw_rc
-bw_mongo_ping(int timeout_ms, char *err, size_t errlen)
+static enum bw_rc
+mongo_ping(int timeout_ms, char *err, size_t errlen)
 {
 	if (mg.cfg == NULL) {
 		snprintf(err, errlen, "store not initialised");
 		return BW_ERR;
 	}
-	return bw_breaker_ping(&mg.breaker, "mongo", timeout_ms, ping_once, NULL, err, errlen);
+	return bw_breaker_ping(&mg.breaker, bw_mongo_ops.name, timeout_ms, ping_once, NULL, err,
+	                       errlen);
 }
 
 const char *
@@ -249,8 +251,8 @@ bw_mongo_db_name(void)
 	return db != NULL && db[0] != '\0' ? db : MONGO_DEFAULT_DB;
 }
 
-const struct bw_breaker *
-bw_mongo_breaker(void)
+static const struct bw_breaker *
+mongo_breaker(void)
 {
 	return &mg.breaker;
 }
@@ -632,6 +634,27 @@ bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_c
 		*server_code = (int)e.code;
 	return call_failed(&e, "command", err, errlen);
 }
+
+/* Debian's libmongoc keeps its counters in /dev/shm/mongoc-<pid>, removed
+ * at exit: a worker that was killed leaves its file behind, in memory,
+ * and a later process with the same pid gets a warning on start-up. */
+static void
+mongo_forget_child(pid_t pid)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "/mongoc-%d", (int)pid);
+	shm_unlink(name);
+}
+
+const struct bw_dep_ops bw_mongo_ops = {
+    .name = "mongo",
+    .init = bw_mongo_init,
+    .close = bw_mongo_close,
+    .ping = mongo_ping,
+    .breaker = mongo_breaker,
+    .forget_child = mongo_forget_child,
+};
 
 const char *
 bw_mongo_lib_version(void)

@@ -17,29 +17,24 @@
 
 struct bw_config;
 
-/* Keeps cfg (it must outlive the adapter) and resets the breaker, whose
- * probe backoff doubles from breaker_cooldown_ms up to max_cooldown_ms. No I/O,
- * no mongoc calls: safe in the master. */
-void bw_mongo_init(const struct bw_config *cfg, int64_t max_cooldown_ms);
-/* Destroys the client and calls mongoc_cleanup if this process set them up
- * (a client inherited over fork is reset first, as mongoc requires). */
-void bw_mongo_close(void);
+/* The mongo dependency (store.h). Its ping is {ping: 1} on admin: connect,
+ * reads and writes are bounded by timeout_ms; only the hello handshake of
+ * a new connection (run by mongoc itself) can take up to
+ * connect_timeout_ms, when the server accepts TCP but does not answer. Its
+ * init makes no mongoc call: safe in the master. Its close destroys the
+ * client and calls mongoc_cleanup if this process set them up (a client
+ * inherited over fork is reset first, as mongoc requires); mongoc cannot
+ * be used again in this process afterwards. */
+extern const struct bw_dep_ops bw_mongo_ops;
 
-/* {ping: 1} on admin, creating the client first if needed. Connect, reads
- * and writes are bounded by timeout_ms; only the hello handshake of a new
- * connection (run by mongoc itself) can take up to connect_timeout_ms, when
- * the server accepts TCP but does not answer. Returns BW_OK on ok:1, BW_ERR
- * on failure (err filled, breaker told), BW_REFUSED when the breaker is open
- * (err says how long until the next probe). A kept connection that fails at
- * once (server restarted) is replaced and the ping retried once within the
- * same budget. */
-enum bw_rc bw_mongo_ping(int timeout_ms, char *err, size_t errlen);
+/* bw_mongo_ops' init and close, for the commands other than serve. */
+void bw_mongo_init(const struct bw_config *cfg, int64_t max_cooldown_ms);
+void bw_mongo_close(void);
 
 /* The database named in the URI, "bulwark" when it names none. The first
  * call runs mongoc_init and parses the URI: call it after fork only. */
 const char *bw_mongo_db_name(void);
 
-const struct bw_breaker *bw_mongo_breaker(void);
 /* Milliseconds until the breaker lets a call through (0 when closed). */
 int64_t bw_mongo_retry_after_ms(void);
 

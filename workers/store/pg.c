@@ -366,14 +366,15 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 	return reused && !timed_out ? BW_RETRY : BW_ERR;
 }
 
-enum bw_rc
-bw_pg_ping(int timeout_ms, char *err, size_t errlen)
+static enum bw_rc
+pg_ping(int timeout_ms, char *err, size_t errlen)
 {
 	if (pg.cfg == NULL) {
 		snprintf(err, errlen, "store not initialised");
 		return BW_ERR;
 	}
-	return bw_breaker_ping(&pg.breaker, "postgres", timeout_ms, ping_once, NULL, err, errlen);
+	return bw_breaker_ping(&pg.breaker, bw_pg_ops.name, timeout_ms, ping_once, NULL, err,
+	                       errlen);
 }
 
 static void
@@ -435,7 +436,7 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		if (!reused || in_tx || timed_out || pg.no_reconnect || now >= deadline)
 			goto conn_fail;
 	}
-	bw_breaker_note(&pg.breaker, "postgres", NULL);
+	bw_breaker_note(&pg.breaker, bw_pg_ops.name, NULL);
 	if (a != NULL)
 		bw_arena_defer(a, clear_result, res);
 	ExecStatusType st = PQresultStatus(res);
@@ -460,7 +461,7 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 	out->res = res;
 	return BW_OK;
 conn_fail:
-	bw_breaker_note(&pg.breaker, "postgres", msg);
+	bw_breaker_note(&pg.breaker, bw_pg_ops.name, msg);
 	err->kind = BW_PG_ERR_CONN;
 	err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, bw_now_ms());
 	snprintf(err->message, sizeof(err->message), "%s", msg);
@@ -509,11 +510,19 @@ bw_pg_keep_session(bool on)
 	pg.no_reconnect = on;
 }
 
-const struct bw_breaker *
-bw_pg_breaker(void)
+static const struct bw_breaker *
+pg_breaker(void)
 {
 	return &pg.breaker;
 }
+
+const struct bw_dep_ops bw_pg_ops = {
+    .name = "postgres",
+    .init = bw_pg_init,
+    .close = bw_pg_close,
+    .ping = pg_ping,
+    .breaker = pg_breaker,
+};
 
 const char *
 bw_pg_lib_version(void)

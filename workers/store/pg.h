@@ -14,22 +14,13 @@
 
 struct bw_config;
 
-/* Keeps cfg (it must outlive the adapter) and resets the breaker, whose
- * probe backoff doubles from breaker_cooldown_ms up to max_cooldown_ms. No I/O. */
+/* The postgres dependency (store.h). Its ping is SELECT 1; the whole
+ * call, connect included, is bounded by timeout_ms. */
+extern const struct bw_dep_ops bw_pg_ops;
+
+/* bw_pg_ops' init and close, for the commands other than serve. */
 void bw_pg_init(const struct bw_config *cfg, int64_t max_cooldown_ms);
-/* Closes the connection if this process opened it (a handle inherited over
- * fork is forgotten, never used or closed). */
 void bw_pg_close(void);
-
-/* SELECT 1, connecting first if needed; the whole call, connect included,
- * is bounded by timeout_ms. Returns BW_OK when the server answered, BW_ERR
- * on failure (err filled, breaker told), BW_REFUSED when the breaker is
- * open (err says how long until the next probe). A kept connection that
- * fails at once (server restarted) is replaced and the ping retried once
- * within the same budget. */
-enum bw_rc bw_pg_ping(int timeout_ms, char *err, size_t errlen);
-
-const struct bw_breaker *bw_pg_breaker(void);
 
 /* Queries. A result's rows are text; the PGresult belongs to the arena. */
 struct bw_arena;

@@ -170,32 +170,6 @@ fail:
 	return -1;
 }
 
-void
-bw_redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
-{
-	const char *cache = cfg->redis_cache;
-
-	/* Empty means "the same server": still a separate connection and
-	 * breaker, so the two dependencies report independently. */
-	if (cache == NULL || cache[0] == '\0')
-		cache = cfg->redis;
-	rd.cfg = cfg;
-	rd.link[0] = (struct redis_link){.name = "redis", .addr = cfg->redis};
-	rd.link[1] = (struct redis_link){.name = "redis_cache", .addr = cache};
-	for (int i = 0; i < 2; i++)
-		bw_breaker_init(&rd.link[i].breaker, cfg->breaker_threshold,
-		                cfg->breaker_cooldown_ms, max_cooldown_ms);
-}
-
-void
-bw_redis_close(void)
-{
-	for (int i = 0; i < 2; i++) {
-		link_forget_foreign(&rd.link[i]);
-		link_drop(&rd.link[i]);
-	}
-}
-
 /* One PING on the link arg (see bw_breaker_ping), connecting first if
  * needed; the command is bounded by min(redis_timeout_ms, what is left). */
 static enum bw_rc
@@ -255,18 +229,6 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 	}
 	freeReplyObject(reply);
 	return rc;
-}
-
-enum bw_rc
-bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
-{
-	struct redis_link *l = link_of(dep);
-
-	if (rd.cfg == NULL || l == NULL) {
-		snprintf(err, errlen, rd.cfg == NULL ? "store not initialised" : "not a redis dep");
-		return BW_ERR;
-	}
-	return bw_breaker_ping(&l->breaker, l->name, timeout_ms, ping_once, l, err, errlen);
 }
 
 /* Deep copy of a hiredis reply into the arena. */
@@ -429,6 +391,105 @@ bw_redis_breaker(enum bw_dep dep)
 
 	return l != NULL ? &l->breaker : NULL;
 }
+
+/* ---- the two dependencies ---- */
+
+static void
+link_init(struct redis_link *l, const char *name, const char *addr, const struct bw_config *cfg,
+          int64_t max_cooldown_ms)
+{
+	rd.cfg = cfg;
+	*l = (struct redis_link){.name = name, .addr = addr};
+	bw_breaker_init(&l->breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms,
+	                max_cooldown_ms);
+}
+
+static void
+link_close(struct redis_link *l)
+{
+	link_forget_foreign(l);
+	link_drop(l);
+}
+
+static enum bw_rc
+link_ping(struct redis_link *l, int timeout_ms, char *err, size_t errlen)
+{
+	if (rd.cfg == NULL) {
+		snprintf(err, errlen, "store not initialised");
+		return BW_ERR;
+	}
+	return bw_breaker_ping(&l->breaker, l->name, timeout_ms, ping_once, l, err, errlen);
+}
+
+static void
+redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
+{
+	link_init(&rd.link[0], bw_redis_ops.name, cfg->redis, cfg, max_cooldown_ms);
+}
+
+static void
+cache_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
+{
+	const char *addr = cfg->redis_cache;
+
+	/* Empty means "the same server": still a separate connection and
+	 * breaker, so the two dependencies report independently. */
+	if (addr == NULL || addr[0] == '\0')
+		addr = cfg->redis;
+	link_init(&rd.link[1], bw_redis_cache_ops.name, addr, cfg, max_cooldown_ms);
+}
+
+static void
+redis_close(void)
+{
+	link_close(&rd.link[0]);
+}
+
+static void
+cache_close(void)
+{
+	link_close(&rd.link[1]);
+}
+
+static enum bw_rc
+redis_ping(int timeout_ms, char *err, size_t errlen)
+{
+	return link_ping(&rd.link[0], timeout_ms, err, errlen);
+}
+
+static enum bw_rc
+cache_ping(int timeout_ms, char *err, size_t errlen)
+{
+	return link_ping(&rd.link[1], timeout_ms, err, errlen);
+}
+
+static const struct bw_breaker *
+redis_breaker(void)
+{
+	return &rd.link[0].breaker;
+}
+
+static const struct bw_breaker *
+cache_breaker(void)
+{
+	return &rd.link[1].breaker;
+}
+
+const struct bw_dep_ops bw_redis_ops = {
+    .name = "redis",
+    .init = redis_init,
+    .close = redis_close,
+    .ping = redis_ping,
+    .breaker = redis_breaker,
+};
+
+const struct bw_dep_ops bw_redis_cache_ops = {
+    .name = "redis_cache",
+    .init = cache_init,
+    .close = cache_close,
+    .ping = cache_ping,
+    .breaker = cache_breaker,
+};
 
 const char *
 bw_redis_lib_version(void)

@@ -15,20 +15,11 @@
 
 struct bw_config;
 
-/* Keeps cfg (it must outlive the adapter) and resets the breakers, whose
- * probe backoff doubles from breaker_cooldown_ms up to max_cooldown_ms. No I/O. */
-void bw_redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms);
-/* Frees the contexts this process opened (inherited ones are forgotten). */
-void bw_redis_close(void);
-
-/* PING on dep (BW_DEP_REDIS or BW_DEP_REDIS_CACHE), connecting first if
- * needed; bounded by timeout_ms overall, the command itself by
- * min(redis_timeout_ms, timeout_ms). Returns BW_OK on PONG, BW_ERR on
- * failure (err filled, breaker told), BW_REFUSED when the breaker is open
- * (err says how long until the next probe). A kept connection that fails at
- * once (server restarted) is replaced and the PING retried once within the
- * same budget. */
-enum bw_rc bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen);
+/* The redis and redis_cache dependencies (store.h): two links, each with
+ * its own context and breaker, to the same server when redis_cache is
+ * empty. Their ping is PING, bounded by timeout_ms overall and the command
+ * itself by min(redis_timeout_ms, timeout_ms). */
+extern const struct bw_dep_ops bw_redis_ops, bw_redis_cache_ops;
 
 /* A reply copied into the caller's arena: hiredis types never leave redis.c. */
 enum bw_redis_type {
@@ -64,7 +55,6 @@ enum bw_rc bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, i
                           struct bw_redis_reply **out, char *err, size_t errlen);
 /* Milliseconds until dep's breaker lets a call through (0 when closed). */
 int64_t bw_redis_retry_after_ms(enum bw_dep dep);
-
 /* NULL for a dep that is not a Redis one. */
 const struct bw_breaker *bw_redis_breaker(enum bw_dep dep);
 
