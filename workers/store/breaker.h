@@ -41,16 +41,12 @@ int64_t bw_breaker_retry_after_ms(const struct bw_breaker *b, int64_t now_ms);
  * ms" when this failure opened it), a debug line when a probe failed. */
 void bw_breaker_note(struct bw_breaker *b, const char *name, const char *why);
 
-/* One attempt of a health check, bounded by deadline_ms: BW_OK; BW_ERR
- * (err filled); or BW_RETRY (err filled) when a kept connection failed at
- * once and was dropped, so that one fresh connection may do better. */
-typedef enum bw_rc (*bw_ping_attempt_fn)(void *arg, int64_t deadline_ms, char *err, size_t errlen);
-
-/* A health check of `name` behind b, bounded by timeout_ms. While b
- * refuses calls: BW_REFUSED at once, no attempt, err saying when the next
- * probe is. Otherwise one attempt, and a second one when the first asked
- * for it (a server restart leaves a kept connection stale) and time is
- * left; the outcome goes to bw_breaker_note. BW_OK or BW_ERR (err filled). */
+/* A health check of `name` behind b, bounded by timeout_ms (the attempt
+ * type is in store.h). While b refuses calls: BW_REFUSED at once, no
+ * attempt, err saying when the next probe is. Otherwise one attempt, and a
+ * second one when the first asked for it (a server restart leaves a kept
+ * connection stale) and time is left; the outcome goes to bw_breaker_note.
+ * BW_OK or BW_ERR (err filled). */
 enum bw_rc bw_breaker_ping(struct bw_breaker *b, const char *name, int timeout_ms,
                            bw_ping_attempt_fn attempt, void *arg, char *err, size_t errlen);
 

@@ -196,8 +196,7 @@ bw_mongo_close(void)
 	}
 }
 
-/* One {ping: 1} (see bw_breaker_ping), creating the client first if
- * needed. */
+/* bw_mongo_ops' ping: one {ping: 1}, creating the client first if needed. */
 static enum bw_rc
 ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 {
@@ -228,17 +227,6 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 	return rc;
 }
 
-static enum bw_rc
-mongo_ping(int timeout_ms, char *err, size_t errlen)
-{
-	if (mg.cfg == NULL) {
-		snprintf(err, errlen, "store not initialised");
-		return BW_ERR;
-	}
-	return bw_breaker_ping(&mg.breaker, bw_mongo_ops.name, timeout_ms, ping_once, NULL, err,
-	                       errlen);
-}
-
 const char *
 bw_mongo_db_name(void)
 {
@@ -249,12 +237,6 @@ bw_mongo_db_name(void)
 		return MONGO_DEFAULT_DB;
 	db = mongoc_uri_get_database(mg.uri);
 	return db != NULL && db[0] != '\0' ? db : MONGO_DEFAULT_DB;
-}
-
-static const struct bw_breaker *
-mongo_breaker(void)
-{
-	return &mg.breaker;
 }
 
 int64_t
@@ -651,8 +633,8 @@ const struct bw_dep_ops bw_mongo_ops = {
     .name = "mongo",
     .init = bw_mongo_init,
     .close = bw_mongo_close,
-    .ping = mongo_ping,
-    .breaker = mongo_breaker,
+    .ping = ping_once,
+    .breaker = &mg.breaker,
     .forget_child = mongo_forget_child,
 };
 

@@ -333,7 +333,7 @@ bw_pg_close(void)
 	pg_drop();
 }
 
-/* One SELECT 1 (see bw_breaker_ping), connecting first if needed. */
+/* bw_pg_ops' ping: one SELECT 1, connecting first if needed. */
 static enum bw_rc
 ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 {
@@ -364,17 +364,6 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 		return BW_ERR;
 	pg_drop();
 	return reused && !timed_out ? BW_RETRY : BW_ERR;
-}
-
-static enum bw_rc
-pg_ping(int timeout_ms, char *err, size_t errlen)
-{
-	if (pg.cfg == NULL) {
-		snprintf(err, errlen, "store not initialised");
-		return BW_ERR;
-	}
-	return bw_breaker_ping(&pg.breaker, bw_pg_ops.name, timeout_ms, ping_once, NULL, err,
-	                       errlen);
 }
 
 static void
@@ -510,18 +499,12 @@ bw_pg_keep_session(bool on)
 	pg.no_reconnect = on;
 }
 
-static const struct bw_breaker *
-pg_breaker(void)
-{
-	return &pg.breaker;
-}
-
 const struct bw_dep_ops bw_pg_ops = {
     .name = "postgres",
     .init = bw_pg_init,
     .close = bw_pg_close,
-    .ping = pg_ping,
-    .breaker = pg_breaker,
+    .ping = ping_once,
+    .breaker = &pg.breaker,
 };
 
 const char *

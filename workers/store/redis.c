@@ -170,8 +170,9 @@ fail:
 	return -1;
 }
 
-/* One PING on the link arg (see bw_breaker_ping), connecting first if
- * needed; the command is bounded by min(redis_timeout_ms, what is left). */
+/* The ping of bw_redis_ops and bw_redis_cache_ops: one PING on the link
+ * arg, connecting first if needed; the command is bounded by
+ * min(redis_timeout_ms, what is left). */
 static enum bw_rc
 ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 {
@@ -411,16 +412,6 @@ link_close(struct redis_link *l)
 	link_drop(l);
 }
 
-static enum bw_rc
-link_ping(struct redis_link *l, int timeout_ms, char *err, size_t errlen)
-{
-	if (rd.cfg == NULL) {
-		snprintf(err, errlen, "store not initialised");
-		return BW_ERR;
-	}
-	return bw_breaker_ping(&l->breaker, l->name, timeout_ms, ping_once, l, err, errlen);
-}
-
 static void
 redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
 {
@@ -451,44 +442,22 @@ cache_close(void)
 	link_close(&rd.link[1]);
 }
 
-static enum bw_rc
-redis_ping(int timeout_ms, char *err, size_t errlen)
-{
-	return link_ping(&rd.link[0], timeout_ms, err, errlen);
-}
-
-static enum bw_rc
-cache_ping(int timeout_ms, char *err, size_t errlen)
-{
-	return link_ping(&rd.link[1], timeout_ms, err, errlen);
-}
-
-static const struct bw_breaker *
-redis_breaker(void)
-{
-	return &rd.link[0].breaker;
-}
-
-static const struct bw_breaker *
-cache_breaker(void)
-{
-	return &rd.link[1].breaker;
-}
-
 const struct bw_dep_ops bw_redis_ops = {
     .name = "redis",
     .init = redis_init,
     .close = redis_close,
-    .ping = redis_ping,
-    .breaker = redis_breaker,
+    .ping = ping_once,
+    .ping_arg = &rd.link[0],
+    .breaker = &rd.link[0].breaker,
 };
 
 const struct bw_dep_ops bw_redis_cache_ops = {
     .name = "redis_cache",
     .init = cache_init,
     .close = cache_close,
-    .ping = cache_ping,
-    .breaker = cache_breaker,
+    .ping = ping_once,
+    .ping_arg = &rd.link[1],
+    .breaker = &rd.link[1].breaker,
 };
 
 const char *

@@ -70,14 +70,15 @@ bw_store_check(enum bw_dep dep, struct bw_dep_status *out)
 		return;
 	}
 	t0 = bw_now_us();
-	rc = ops->ping(st.cfg->ping_timeout_ms, out->error, sizeof(out->error));
+	rc = bw_breaker_ping(ops->breaker, ops->name, st.cfg->ping_timeout_ms, ops->ping,
+	                     ops->ping_arg, out->error, sizeof(out->error));
 	/* A refused call did no I/O: there is no latency to report. */
 	if (rc != BW_REFUSED)
 		out->latency_us = bw_now_us() - t0;
 	out->up = rc == BW_OK;
 	if (out->up)
 		out->error[0] = '\0';
-	out->breaker = ops->breaker()->state;
+	out->breaker = ops->breaker->state;
 }
 
 void
@@ -101,7 +102,7 @@ bw_store_breaker(enum bw_dep dep)
 {
 	const struct bw_dep_ops *ops = ops_of(dep);
 
-	return ops != NULL ? ops->breaker()->state : BW_BREAKER_CLOSED;
+	return ops != NULL ? ops->breaker->state : BW_BREAKER_CLOSED;
 }
 
 const char *

@@ -46,6 +46,13 @@ const char *bw_dep_name(enum bw_dep dep);
 enum bw_breaker_state bw_store_breaker(enum bw_dep dep);
 const char *bw_breaker_state_name(enum bw_breaker_state s);
 
+/* One attempt of a dependency's health check on arg, bounded by
+ * deadline_ms (bw_now_ms() clock), connecting first if needed: BW_OK;
+ * BW_ERR (err filled); or BW_RETRY (err filled) when a kept connection
+ * failed at once and was dropped, so that one fresh connection may do
+ * better. bw_breaker_ping runs it behind the dependency's breaker. */
+typedef enum bw_rc (*bw_ping_attempt_fn)(void *arg, int64_t deadline_ms, char *err, size_t errlen);
+
 /* What a dependency's adapter gives this facade, one table per dependency
  * (the shape of sqlite's sqlite3_mutex_methods): pg.c defines bw_pg_ops,
  * redis.c bw_redis_ops and bw_redis_cache_ops, mongo.c bw_mongo_ops. */
@@ -58,13 +65,11 @@ struct bw_dep_ops {
 	/* Closes what this process opened; what it inherited over fork is
 	 * forgotten, never used or closed. */
 	void (*close)(void);
-	/* The health check, connecting first if needed, bounded by timeout_ms:
-	 * BW_OK; BW_ERR (err filled, breaker told); BW_REFUSED while the
-	 * breaker is open (no I/O, err says when the next probe is). A kept
-	 * connection that fails at once (server restarted) is replaced and the
-	 * check run once more within the same budget (bw_breaker_ping). */
-	enum bw_rc (*ping)(int timeout_ms, char *err, size_t errlen);
-	const struct bw_breaker *(*breaker)(void);
+	/* The health check (SELECT 1, PING, {ping: 1}): one attempt on
+	 * ping_arg. */
+	bw_ping_attempt_fn ping;
+	void *ping_arg;
+	struct bw_breaker *breaker; /* the dependency's own */
 	/* See bw_store_forget_child; NULL when there is nothing to forget. */
 	void (*forget_child)(pid_t pid);
 };
