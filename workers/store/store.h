@@ -1,6 +1,6 @@
-/* The worker's dependencies. Each adapter (pg.c, redis.c, mongo.c) is the
- * only file that includes its client library; the rest of the daemon sees
- * this interface. Connections are opened after fork, kept for the worker's
+/* The worker's dependencies. Each adapter (pg.c, redis.c, mongo.c with its
+ * mongo_stream.c) is the only place that includes its client library; the
+ * rest of the daemon sees this interface. Connections are opened after fork, kept for the worker's
  * life and reconnected with backoff; every dependency sits behind a circuit
  * breaker so a dead store costs milliseconds, not a timeout. */
 #ifndef BW_STORE_H
