@@ -30,7 +30,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "store/mongo.h"
+#include "store/mongo_index.h"
 #include "store/pg.h"
 
 /* pg_advisory_lock key: "bulwark" in ASCII, fixed forever. */
@@ -669,7 +669,7 @@ cmd_lint(struct mig *m)
 
 /* ---- MongoDB indexes */
 
-/* Ensures what DIR/mongo/NAME.json describe (store/mongo.h), in name
+/* Ensures what DIR/mongo/NAME.json describe (store/mongo_index.h), in name
  * order; one line per file where an index was created or changed. */
 static int
 ensure_mongo_indexes(struct mig *m, int *total)
@@ -689,7 +689,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 	}
 	if (m->cfg.mongo_timeout_ms < MONGO_INDEX_TIMEOUT_MS)
 		m->cfg.mongo_timeout_ms = MONGO_INDEX_TIMEOUT_MS;
-	bw_mongo_init(&m->cfg, m->cfg.breaker_cooldown_ms);
+	bw_mongo_index_open(&m->cfg);
 	for (int i = 0; i < n && rc == 0; i++) {
 		const char *name = names[i]->d_name, *path;
 		size_t nl = strlen(name), len;
@@ -707,7 +707,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 		}
 		mrc = bw_mongo_ensure_indexes(text, len, MONGO_INDEX_TIMEOUT_MS, &changed, err,
 		                              sizeof(err));
-		if (mrc == BW_MONGO_EINVALID) {
+		if (mrc == BW_INVALID) {
 			fprintf(stderr, "bulwark: migrate: %s: MongoDB: %s\n", path, err);
 			rc = -1;
 		} else if (mrc < 0) {
@@ -727,7 +727,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 	for (int i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	bw_mongo_close();
+	bw_mongo_index_close();
 	return rc;
 }
 

@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "pool/reload.h"
 #include "pool/signals.h"
 #include "pool/worker.h"
+#include "store/store.h"
 
 #define BACKOFF_MIN_MS      100
 #define BACKOFF_MAX_MS      30000
@@ -170,18 +170,6 @@ bw_children_crash_breaker(struct bw_master *m, int64_t now)
 	}
 }
 
-/* Debian's libmongoc keeps its counters in /dev/shm/mongoc-<pid>, removed
- * at exit: a worker that was killed leaves its file behind, in memory,
- * and a later process with the same pid gets a warning on start-up. */
-static void
-forget_shm(pid_t pid)
-{
-	char name[32];
-
-	snprintf(name, sizeof(name), "/mongoc-%d", (int)pid);
-	shm_unlink(name);
-}
-
 static void
 log_crash(pid_t pid, int status, int64_t lived)
 {
@@ -215,7 +203,7 @@ bw_children_reap(struct bw_master *m, int64_t now)
 		enum bw_child_exit why = bw_child_exit_reason(
 		    status, c->killed, c->retiring || m->state == BW_MASTER_STOPPING);
 		m->exits[why]++;
-		forget_shm(pid);
+		bw_store_forget_child(pid);
 		bw_counters_add(&m->retired, &m->sb->slots[i].counters);
 		memset(&m->sb->slots[i], 0, sizeof(m->sb->slots[i]));
 
