@@ -11,7 +11,8 @@ import subprocess
 import threading
 import time
 
-from harness import Failure, check_problem, env  # noqa: F401 (check_problem: for the ledger tests)
+from base import Failure, env
+from harness import check_problem  # noqa: F401 (for the ledger tests)
 
 # Tenants of the ledger tests get a limit no test reaches.
 GENEROUS = dict(rate=100000, burst=100000)

@@ -17,7 +17,9 @@ import secrets
 import subprocess
 import time
 
-from harness import Failure, check_problem, fcgi_request
+from base import Failure
+from clients import fcgi_request
+from harness import check_problem
 
 SETTINGS = dict(workers=4)
 ALL_SCOPES = ["ledger:read", "ledger:write", "telemetry:read", "telemetry:write"]

@@ -4,7 +4,9 @@ access log, /status and /metrics shapes."""
 import re
 import time
 
-from harness import check_problem, parse_metrics
+from clients import fcgi_request, parse_metrics, unix_http
+from harness import check_problem
+from procs import children_of
 
 BODY_LIMIT = 64 * 1024
 SETTINGS = dict(body_limit="64k", workers=2)
@@ -151,7 +153,6 @@ def test_bad_request(t):
         p = _problem(t, r, 400, None, f"GET /test/sleep?{q}")
         t.check(re.fullmatch(r"[a-z][a-z0-9_]*", p["code"]), f"400 code is not snake_case: {p['code']!r}")
     # a body shorter than its CONTENT_LENGTH (FastCGI straight to the pool)
-    from harness import fcgi_request
     r = fcgi_request(b.listen, "POST", "/test/echo", body=b'{"a": 1}',
                      headers={"Content-Type": "application/json"}, params_override={"CONTENT_LENGTH": "100"})
     _problem(t, r, 400, None, "body shorter than CONTENT_LENGTH")
@@ -196,7 +197,6 @@ def test_status_through_nginx(t):
         t.check(p["pid"] != b.pid, "a worker has the master's pid")
     t.eq(sorted(p["slot"] for p in procs), list(range(SETTINGS["workers"])), "process slots")
     t.eq(sorted(p["pid"] for p in procs), sorted(b.worker_pids()), "status via nginx vs status socket")
-    from harness import children_of
     t.eq(sorted(p["pid"] for p in procs), children_of(b.pid), "/status pids vs the master's children")
     for _ in range(5):
         t.eq(t.get("/healthz").status, 200, "healthz")
@@ -260,7 +260,6 @@ def test_metrics_through_nginx(t):
 
 def test_status_socket_unknown_path(t):
     b = _b(t)
-    from harness import unix_http
     r = unix_http(b.status_listen, "GET", "/nope")
     t.eq(r.status, 404, "status socket GET /nope")
     r = unix_http(b.status_listen, "POST", "/status")

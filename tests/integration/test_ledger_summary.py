@@ -11,7 +11,8 @@ import json
 import secrets
 import time
 
-from harness import REPO, RedisError
+from clients import RedisError
+from harness import REPO
 from ledgerlib import Client, check_503, median, new_tenant, together, wait_pg_back
 
 SETTINGS = dict(workers=4)

@@ -6,7 +6,8 @@ import os
 import signal
 import time
 
-from harness import bg_get, children_of, render_config
+from harness import bg_get, render_config
+from procs import children_of
 
 
 def _wait_sleeping(t, b, n=1):

@@ -15,7 +15,8 @@ import subprocess
 import threading
 import time
 
-from harness import REPO, Failure, env
+from base import Failure, env
+from harness import REPO, Hammer
 
 LOCK_KEY = int.from_bytes(b"bulwark", "big")  # migrate.c LOCK_KEY
 _counter = [0]
@@ -269,42 +270,13 @@ def test_migrate_concurrent_runners_never_overlap(t):
     t.check(not _advisory_held(s), "the migration lock was released")
 
 
-class Readers:
-    """Threads running `SELECT count(*) FROM t` in a loop, each on a fresh
-    connection (a psql process), timing every query."""
-
-    def __init__(self, conninfo, n=2):
-        self.conninfo = conninfo
-        self.n = n
-        self.samples = []  # (start, latency, ok, err)
-        self.lock = threading.Lock()
-        self.stop_ev = threading.Event()
-        self.threads = []
-
-    def _run(self):
-        while not self.stop_ev.is_set():
-            t0 = time.monotonic()
-            try:
-                r = psql(self.conninfo, "SELECT count(*) FROM t", timeout=30, check=False)
-                ok, err = r.returncode == 0, r.stderr.strip()[:200]
-            except subprocess.TimeoutExpired:
-                ok, err = False, "timed out after 30 s"
-            with self.lock:
-                self.samples.append((t0, time.monotonic() - t0, ok, err))
-            time.sleep(0.02)
-
-    def __enter__(self):
-        for _ in range(self.n):
-            th = threading.Thread(target=self._run, daemon=True)
-            th.start()
-            self.threads.append(th)
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_ev.set()
-        for th in self.threads:
-            th.join(35)
-        return False
+def readers(conninfo, n=2):
+    """A Hammer of `SELECT count(*) FROM t`, each on a fresh connection (a
+    psql process); its samples time every query."""
+    def read():
+        r = psql(conninfo, "SELECT count(*) FROM t", timeout=30, check=False)
+        return r.returncode == 0, r.stderr.strip()[:200]
+    return Hammer(read, threads=n, pause=0.02, join_timeout=35)
 
 
 def test_migrate_lock_timeout_retries_while_readers_flow(t):
@@ -329,7 +301,7 @@ def test_migrate_lock_timeout_retries_while_readers_flow(t):
 
     hold_s = 3.0
     result = {}
-    with Readers(_conninfo(s.db, app="bwmig-reader")) as readers:
+    with readers(_conninfo(s.db, app="bwmig-reader")) as rd:
         time.sleep(0.5)  # readers before the migration
 
         def run():
@@ -370,7 +342,7 @@ def test_migrate_lock_timeout_retries_while_readers_flow(t):
     t.eq(s.q("SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'c'"),
          "1", "column c added")
 
-    samples = readers.samples
+    samples = rd.samples
     bad = [x for x in samples if not x[2]]
     t.check(not bad, f"reader queries failed: {bad[:3]}")
     during = [x for x in samples if t_start <= x[0] <= t_release]

@@ -7,7 +7,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import bg_get, children_of, metric_sum, pid_alive
+from clients import fcgi_request, metric_sum
+from harness import bg_get
+from procs import children_of, pid_alive
 
 
 def _busy_procs(st, route_part="/test/sleep"):
@@ -231,7 +233,6 @@ def test_light_load_stays_on_few_workers(t):
     """Requests one after another go to the idle worker that started first,
     not to each idle worker in turn: a light load keeps a few processes
     and their caches warm instead of rotating through the whole pool."""
-    from harness import fcgi_request
     b = t.bulwark(own_sockets=True, workers=8)
     b.wait_workers()
     pids = []

@@ -12,7 +12,8 @@ import re
 import threading
 import time
 
-from harness import RedisClient, env, http_request
+from base import env
+from clients import RedisClient, http_request
 
 SETTINGS = dict(workers=4)
 POLICY_RE = re.compile(r'"(\w+)";q=(\d+);w=(\d+)')

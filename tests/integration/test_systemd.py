@@ -9,7 +9,9 @@ import signal
 import subprocess
 import time
 
-from harness import REPO, fcgi_request, group_members, render_config
+from clients import fcgi_request
+from harness import REPO, render_config
+from procs import group_members
 
 UNITS = REPO / "systemd"
 NOTIFY_PASS = ("BULWARK_", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "NOTIFY_SOCKET", "WATCHDOG_")

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
-from harness import env
+from base import env
 
 SETTINGS = dict(workers=4)
 

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 
-from harness import env
+from base import env
 from test_telemetry import empty_telemetry, stored
 
 N_BATCHES = 30
