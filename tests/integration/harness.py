@@ -359,10 +359,12 @@ class Bulwark:
         return " | ".join(lines[-n:])[:1500]
 
     def log_lines(self, path=None):
-        """Parsed JSON lines of the log file (or stderr when log_file is empty)."""
-        paths = [path] if path else ([self.log_file] if self.log_file else [self.stderr_path])
-        if path is None and self.log_file:
-            paths.append(self.stderr_path)
+        """Parsed JSON lines of the log file (or stderr when log_file is
+        empty); path: another file, or a list of files."""
+        if path is None:
+            paths = [self.log_file, self.stderr_path] if self.log_file else [self.stderr_path]
+        else:
+            paths = [path] if isinstance(path, str) else list(path)
         out = []
         for p in paths:
             try:
@@ -376,9 +378,19 @@ class Bulwark:
                 pass
         return out
 
-    def wait_log(self, pred, timeout=3.0, what="log line", path=None):
+    def wait_log(self, pred, timeout=3.0, what=None, path=None):
+        """Waits for a log line (see log_lines for path) and returns it.
+        pred: a function of the parsed line, or a request id (str): the
+        access line of that request, which a worker writes after the
+        response has gone out."""
+        if isinstance(pred, str):
+            rid = pred
+            what = what or f"access log line for request {rid}"
+
+            def pred(x):
+                return x.get("type") == "access" and x.get("request_id") == rid
         return wait_until(lambda: next((x for x in self.log_lines(path) if pred(x)), None),
-                          timeout, 0.05, what)
+                          timeout, 0.05, what or "log line")
 
     # -- status socket -----------------------------------------------------
     def status(self, timeout=3.0):
@@ -394,6 +406,37 @@ class Bulwark:
         if r.status != 200:
             raise Failure(f"/metrics answered {r.status}: {r.text[:200]}")
         return parse_metrics(r.text)[0]
+
+    def wait_status(self, pred, timeout=3.0, what="a state in /status"):
+        """Waits until pred(/status) is true; returns that status."""
+        return wait_until(lambda: (lambda s: s if pred(s) else None)(self.status()), timeout, 0.02, what)
+
+    @staticmethod
+    def in_phase(st, phase):
+        """The processes of a status whose scoreboard phase is `phase`."""
+        return [p for p in st.get("processes", []) if p.get("pid") and p.get("phase") == phase]
+
+    def wait_phase(self, phase, n=1, timeout=3.0):
+        """Waits until at least n workers are in this phase (e.g. "sleep":
+        the test route's handler runs; the route alone is published
+        before auth and the body read); returns the status."""
+        return self.wait_status(lambda s: len(self.in_phase(s, phase)) >= n, timeout,
+                                f"{n} worker(s) in phase {phase!r}")
+
+    def wait_queue_depth(self, n=1, timeout=3.0):
+        """Waits until at least n connections wait in the listen queue
+        (accepted by the kernel, no worker free); returns the status."""
+        return self.wait_status(lambda s: s["listen_queue"]["depth"] >= n, timeout,
+                                f"listen_queue.depth >= {n}")
+
+    def wait_idle(self, n=None, timeout=3.0):
+        """Waits until no worker is busy and n (default: every configured
+        worker) are idle, i.e. back in their wait for a connection;
+        returns the status."""
+        def idle(s):
+            w = s["workers"]
+            return w["busy"] == 0 and w["idle"] == (n if n is not None else s["workers_configured"])
+        return self.wait_status(idle, timeout, f"{n or 'every'} worker(s) idle")
 
     def worker_pids(self, st=None):
         st = st or self.status()
@@ -443,6 +486,11 @@ class Hammer:
     def failures(self):
         with self.lock:
             return [s[3] for s in self.samples if not s[2]]
+
+    def wait_ok(self, n, timeout=10.0):
+        """Waits until n calls in all have succeeded."""
+        wait_until(lambda: self.ok >= n, timeout, 0.02, f"{n} successful calls of the load generator "
+                   f"(failures: {self.failures[:3]})")
 
     def _run(self):
         end = time.monotonic() + self.max_seconds
@@ -654,6 +702,35 @@ class Context:
 
     def get(self, path, headers=None, timeout=10.0, source=None):
         return self.h.http("GET", path, None, headers, timeout, source)
+
+    # -- /readyz ---------------------------------------------------------------
+    def readyz(self):
+        """GET /readyz, which answers 200 or 503 (anything else fails)."""
+        r = self.get("/readyz", timeout=10)
+        self.check(r.status in (200, 503), f"/readyz answered {r.status}: {r.text[:200]!r}")
+        return r
+
+    def wait_ready(self, dep=None, n=6, timeout=10.0):
+        """Waits until n answers of /readyz in a row are 200 with dep (a
+        check's name; None: just 200) up; n, so that every worker has seen
+        the store again.  Returns the last answer."""
+        def ready():
+            for _ in range(n):
+                r = self.readyz()
+                if r.status != 200 or (dep is not None and r.json()["checks"][dep]["status"] != "up"):
+                    return None
+            return r
+        return wait_until(ready, timeout, 0.1, f"/readyz 200 with {dep or 'every store'} up ({n} in a row)")
+
+    def wait_down(self, dep, status=None, timeout=5.0):
+        """Waits until /readyz reports dep down (with this HTTP status, when
+        given); returns that answer."""
+        def down():
+            r = self.readyz()
+            if r.json().get("checks", {}).get(dep, {}).get("status") == "down" and status in (None, r.status):
+                return r
+            return None
+        return wait_until(down, timeout, 0.1, f"/readyz to report {dep} down")
 
     def redis(self, role="redis"):
         """A RESP client to the stack's Redis (role "redis" or "redis_cache"),

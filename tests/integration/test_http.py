@@ -38,11 +38,6 @@ def _problem(t, r, status, code, what):
     return p
 
 
-def _access_line(t, b, rid, timeout=3.0):
-    return b.wait_log(lambda x: x.get("type") == "access" and x.get("request_id") == rid,
-                      timeout, what=f"access log line for request {rid}")
-
-
 def test_healthz(t):
     b = _b(t)
     r = t.get("/healthz")
@@ -53,7 +48,7 @@ def test_healthz(t):
     rid = _request_id(t, r, "healthz")
     r2 = t.get("/healthz")
     t.check(_request_id(t, r2, "healthz") != rid, "two requests got the same X-Request-Id")
-    line = _access_line(t, b, rid)
+    line = b.wait_log(rid)
     for f in ("time", "level", "type", "request_id", "method", "route", "status", "duration_us", "pid"):
         t.check(f in line, f"access line lacks {f!r}: {line}")
     t.eq(line["level"], "info", "access line level")
@@ -77,7 +72,7 @@ def test_not_found(t):
     b = _b(t)
     r = t.get("/no/such/route")
     p = _problem(t, r, 404, "not_found", "GET /no/such/route")
-    line = _access_line(t, b, p["request_id"])
+    line = b.wait_log(p["request_id"])
     t.eq(line["status"], 404, "access line status of a 404")
     # /healthz is an exact route, not a prefix
     r = t.get("/healthzz")

@@ -218,7 +218,7 @@ def test_ledger_idem_429_is_not_stored(t):
     r = slow.transfer(alice, bob, 5, idem_key=k)
     check_problem(t, r, 429, "rate_limited", "the slow key's second request")
     t.eq(c.balance(bob), 0, "nothing transferred by a 429")
-    time.sleep(float(r.header("Retry-After", "1")) + 0.1)
+    time.sleep(float(r.header("Retry-After", "1")) + 0.1)  # the input: the client waits out the 429
     r2 = slow.transfer(alice, bob, 5, idem_key=k)
     t.eq(r2.status, 201, f"the same key after the 429 ({r2.text[:200]!r})")
     t.check(r2.header("Idempotent-Replayed") is None, "a 429 was replayed")

@@ -155,7 +155,7 @@ def test_ledger_postgres_killed_during_transfers(t):
             with lock:
                 sent.append(item)
             if item[2] != 201:
-                time.sleep(0.1)
+                time.sleep(0.1)  # a client's back-off after a refusal
     restarted = {"done": False}
 
     def restore():
@@ -165,11 +165,15 @@ def test_ledger_postgres_killed_during_transfers(t):
     ths = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(8)]
     for th in ths:
         th.start()
-    time.sleep(1.0)
+    t.wait_until(lambda: sum(1 for it in list(sent) if it[2] == 201) >= 20, 10.0, 0.02,
+                 "20 transfers before the kill")
     n_before = len(sent)
     t.stack("kill", "pg")
     t_kill = time.monotonic()
-    time.sleep(1.0)
+    n_kill = len(sent)
+    # every writer has had an answer from the outage (its request in flight at the kill, or a later one)
+    t.wait_until(lambda: sum(1 for it in list(sent[n_kill:]) if it[2] == 503) >= len(ths), 10.0, 0.02,
+                 f"{len(ths)} answers 503 after the kill")
     stop.set()
     for th in ths:
         th.join(30)
@@ -205,7 +209,7 @@ def test_ledger_postgres_killed_during_transfers(t):
                 steady = time.monotonic() - t_up
         else:
             streak = 0
-            time.sleep(0.02)
+            time.sleep(0.02)  # the poll interval of this measured wait
     t.h.note(f"after start pg: first 200 after {first_ok}s, 12 in a row by {steady}s")
     t.check(first_ok is not None and first_ok <= 1.0,
             f"first success {first_ok}s after PostgreSQL accepted connections again (want ≤ 1 s)")
@@ -232,7 +236,7 @@ def test_ledger_postgres_killed_during_transfers(t):
             r = c.req("POST", "/v1/transfers", body, idem_key=key)
             if r.status not in (409, 503):
                 break
-            time.sleep(0.1)
+            time.sleep(0.1)  # a client's back-off before it retries
         t.eq(r.status, 201, f"retry of a 503 with the same key ({r.text[:200]!r})")
         if r.header("Idempotent-Replayed") == "true":
             replayed += 1

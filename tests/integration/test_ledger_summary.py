@@ -209,7 +209,7 @@ def test_ledger_summary_stale_fill_dropped_in_redis(t):
     t.eq(fill("tokF", g3, '{"v":"g3"}'), 0, "a fill of the lost counter's generation")
     # early refresh: past the soft expiry one reader takes the lease
     t.eq(fill("tokF", g4, '{"v":"g4"}', soft_ms=1), 1, "a fill fresh for 1 ms")
-    time.sleep(0.01)
+    time.sleep(0.01)  # the input: the 1 ms soft expiry passes
     t.eq(get("tokG"), ["refresh", g4, '{"v":"g4"}'], "past soft expiry: refresh, lease taken")
     t.eq(get("tokH"), ["hit", g4, '{"v":"g4"}'], "others meanwhile: hit on the same generation")
 
@@ -382,7 +382,7 @@ def test_ledger_summary_early_refresh(t):
         t.eq(xcache(primed), "HIT", f"round {rnd}: within the TTL")
         pttl = rd.call("PTTL", entry)
         t.check(1000 < pttl <= 11000, f"round {rnd}: entry PTTL {pttl} (soft ~1 s × 10)")
-        time.sleep(1.25)
+        time.sleep(1.25)  # the input: past the soft expiry (cache_ttl_s = 1, jittered)
         rs = together(16, lambda i: c.req("GET", "/v1/reports/summary"))
         t.check(all(not isinstance(r, Exception) and r.status == 200 for r in rs), f"round {rnd}: {rs[:3]}")
         counts = {}

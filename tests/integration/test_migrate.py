@@ -302,7 +302,7 @@ def test_migrate_lock_timeout_retries_while_readers_flow(t):
     hold_s = 3.0
     result = {}
     with readers(_conninfo(s.db, app="bwmig-reader")) as rd:
-        time.sleep(0.5)  # readers before the migration
+        rd.wait_ok(5)  # readers before the migration
 
         def run():
             try:
@@ -314,14 +314,16 @@ def test_migrate_lock_timeout_retries_while_readers_flow(t):
         mig = threading.Thread(target=run, daemon=True)
         t_start = time.monotonic()
         mig.start()
-        time.sleep(hold_s)
+        time.sleep(hold_s)  # the input: the conflicting lock is held this long
         t.check(mig.is_alive(), "the migration finished while the conflicting lock was still held")
         blocker.stdin.write("COMMIT;\n")
         blocker.stdin.close()
         t_release = time.monotonic()
         blocker.wait(10)
         mig.join(60)
-        time.sleep(0.3)  # readers after the migration
+        # readers after the migration
+        t.wait_until(lambda: sum(1 for x in list(rd.samples) if x[0] > result["end"] and x[2]) >= 2, 5.0, 0.02,
+                     "two reads after the migration")
     r = result.get("r")
     if not isinstance(r, subprocess.CompletedProcess):
         raise Failure(f"migrate up: {r!r}")

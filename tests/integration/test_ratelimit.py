@@ -13,7 +13,7 @@ import threading
 import time
 
 from base import env
-from clients import RedisClient, http_request
+from clients import RedisClient, http_request, metric_sum
 
 SETTINGS = dict(workers=4)
 POLICY_RE = re.compile(r'"(\w+)";q=(\d+);w=(\d+)')
@@ -40,14 +40,15 @@ class Shot:
         self.done, self.status, self.resp, self.err = None, None, None, None
 
 
-def fire(t, keys, threads, seconds, max_requests=100000, source=None, stop=None):
+def fire(t, keys, threads, seconds, max_requests=100000, source=None, stop=None, shots=None):
     """`threads` clients sending GET /v1/whoami (round robin over keys) as
     fast as they can for `seconds` (or until max_requests, or stop is set).
-    Returns the Shots in send order.  A transport error is status None."""
+    Returns the Shots in send order (appended to `shots` as they are sent,
+    so another thread can watch them).  A transport error is status None."""
     url = env("BW_URL")
     if not url:
         t.skip("BW_URL is not set")
-    shots, lock = [], threading.Lock()
+    shots, lock = ([] if shots is None else shots), threading.Lock()
     end = time.monotonic() + seconds
 
     def run():
@@ -70,6 +71,34 @@ def fire(t, keys, threads, seconds, max_requests=100000, source=None, stop=None)
     for th in ths:
         th.join(seconds + 15)
     return shots
+
+
+def fire_in_background(t, keys, threads, seconds, **kw):
+    """fire() in a thread: returns (thread, stop event, the live list of Shots)."""
+    stop, shots = threading.Event(), []
+    th = threading.Thread(target=fire, args=(t, keys, threads, seconds), daemon=True,
+                          kwargs=dict(kw, stop=stop, shots=shots))
+    th.start()
+    return th, stop, shots
+
+
+def wait_answered(t, shots, n, what, pred=lambda s: True):
+    """Waits until n Shots matching pred have their answer."""
+    t.wait_until(lambda: sum(1 for s in list(shots) if s.done is not None and pred(s)) >= n, 10.0, 0.02,
+                 f"{n} answers {what} (so far {statuses([s for s in list(shots) if s.done])})")
+
+
+def wait_redis_on_every_worker(t, b):
+    """Until every worker has served a request since now with its Redis
+    breaker closed: each has a connection to the restarted Redis (and, as
+    it loads the function library on connect, the library)."""
+    served = {p["pid"]: p["requests"] for p in b.status()["processes"] if p.get("pid")}
+
+    def back():
+        procs = [p for p in b.status()["processes"] if p.get("pid")]
+        return (all(p["requests"] > served.get(p["pid"], 0) for p in procs)
+                and metric_sum(b.metrics(), "bulwark_dependency_breaker_open", dependency="redis") == 0)
+    t.wait_until(back, 10.0, 0.05, "every worker served through Redis again")
 
 
 def statuses(shots):
@@ -293,7 +322,7 @@ def test_denied_requests_consume_nothing(t):
     # the first refill is due 2 s after the first request reached Redis
     delay = first[1] + 2.0 + 0.15 - time.monotonic()
     if delay > 0:
-        time.sleep(delay)
+        time.sleep(delay)  # the input: the bucket refills one request 2 s after the first
     r = whoami(t, k)
     t.eq(r.status, 200, f"after one interval: the refilled request ({r.text[:160]!r}) "
          f"— {len(shots)} denied requests must not have been charged")
@@ -312,13 +341,13 @@ def test_retry_after_is_honoured(t):
     p, ra = check_429(t, r, "key", "after the burst")
     t.check(1000 < p["retry_after_ms"] <= 1250, f"retry_after_ms {p['retry_after_ms']}")
     t.eq(ra, 2, "Retry-After = 1.25 s rounded up")
-    time.sleep(ra)
+    time.sleep(ra)  # the input: a client that waits exactly Retry-After
     r = whoami(t, k)
     t.eq(r.status, 200, f"after waiting exactly Retry-After={ra} s ({r.text[:160]!r})")
     r = whoami(t, k)
     p, ra = check_429(t, r, "key", "right after the refilled request")
     t.eq(ra, 1, f"Retry-After for {p['retry_after_ms']} ms (rounded up, at least 1)")
-    time.sleep(ra)
+    time.sleep(ra)  # the input: a client that waits exactly Retry-After
     r = whoami(t, k)
     t.eq(r.status, 200, f"after waiting exactly Retry-After={ra} s again ({r.text[:160]!r})")
 
@@ -330,23 +359,16 @@ def test_revocation_under_load(t):
     k = t.new_tenant(rate=5000, burst=5000)
     t.eq(whoami(t, k).status, 200, "key before revocation")
     ip = fresh_ip()
-    stop = threading.Event()
-    box = {}
-
-    def load():
-        box["shots"] = fire(t, [k], threads=16, seconds=20, source=ip, stop=stop)
-    th = threading.Thread(target=load, daemon=True)
-    th.start()
-    time.sleep(0.7)
+    th, stop, shots = fire_in_background(t, [k], threads=16, seconds=20, source=ip)
+    wait_answered(t, shots, 20, "allowed before the revocation", lambda s: s.status == 200)
     t0 = time.monotonic()
     r = t.cli(["key", "revoke", k.key_id])
     revoked = time.monotonic()
     t.eq(r.returncode, 0, f"key revoke ({r.stderr.strip()[:200]!r})")
     t.h.note(f"key revoke took {revoked - t0:.3f}s")
-    time.sleep(1.0)
+    wait_answered(t, shots, 30, "sent after the revocation", lambda s: s.sent > revoked)
     stop.set()
     th.join(15)
-    shots = box["shots"]
     check_no_errors(t, shots, "revocation under load", allowed=(200, 401, 429))
     before = [s for s in shots if s.done is not None and s.done < t0]
     after = [s for s in shots if s.sent > revoked]
@@ -396,18 +418,12 @@ def test_redis_killed_under_load(t):
     s = t.new_key(small_t.tenant_id, rate="0.5", burst=3)
     t.eq(whoami(t, g).status, 200, "roomy key before the outage")
     t.eq(whoami(t, s).status, 200, "tight key before the outage")
-    stop = threading.Event()
-    box = {}
-
-    def load():
-        box["shots"] = fire(t, [g], threads=8, seconds=30, stop=stop)
-    th = threading.Thread(target=load, daemon=True)
-    th.start()
+    th, stop, shots = fire_in_background(t, [g], threads=8, seconds=30)
     try:
-        time.sleep(0.4)
+        wait_answered(t, shots, 20, "before the outage")
         restore = outage(t, "redis", how="kill")
         killed = time.monotonic()
-        time.sleep(0.3)
+        t.wait_down("redis")
         local = [whoami(t, s) for _ in range(6)]
         codes = [r.status for r in local]
         t.eq(codes, [200, 200, 200, 429, 429, 429],
@@ -415,14 +431,14 @@ def test_redis_killed_under_load(t):
              f"({[r.text[:100] for r in local if r.status not in (200, 429)][:1]})")
         check_429(t, local[3], "key", "local limiter")
         check_headers(t, local[0], (0.5, 3), (1000, 1000), "200 from the local limiter")
-        time.sleep(0.8)
+        wait_answered(t, shots, 20, "while Redis is down", lambda x: x.sent > killed + 0.05)
         restore()
         restarted = time.monotonic()
-        time.sleep(1.0)
+        wait_redis_on_every_worker(t, b)
+        wait_answered(t, shots, 20, "after the restart", lambda x: x.sent > restarted)
     finally:
         stop.set()
         th.join(15)
-    shots = box["shots"]
     check_no_errors(t, shots, "roomy key while Redis was killed and restarted", allowed=(200,))
     during = [x for x in shots if killed + 0.05 < x.sent < restarted - 0.05]
     t.check(len(during) >= 20, f"only {len(during)} requests while Redis was down")

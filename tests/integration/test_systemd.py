@@ -161,7 +161,7 @@ def test_notify_watchdog_reload_stop(t):
     _i, (_tm, pid, _kv) = ns.wait_for("READY", "1", timeout=5)
     t.eq(pid, b.pid, "READY=1 sender")
     t0 = time.monotonic()
-    time.sleep(2.2)
+    time.sleep(2.2)  # the input: the window in which the pings are counted
     pings = [tm for tm, _p, kv in ns.snapshot() if kv.get("WATCHDOG") == "1" and tm >= t0]
     t.check(len(pings) >= 4, f"{len(pings)} WATCHDOG=1 in 2.2 s with WATCHDOG_USEC=1000000 (want every <= 0.5 s)")
     gen0 = b.status()["generation"]

@@ -108,14 +108,14 @@ def test_telemetry_mongo_stall_then_retry_stores_each_once(t):
                 except Exception as e:  # noqa: BLE001
                     with lock:
                         log.append((i, None, time.monotonic() - t0, repr(e)))
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # a device's back-off before it sends again
                     continue
                 with lock:
                     log.append((i, r.status, time.monotonic() - t0, r))
                 if r.status == 201:
                     break
                 # A real device would wait Retry-After; the test is in a hurry.
-                time.sleep(0.1)
+                time.sleep(0.1)  # a device's back-off before it sends again
             with lock:
                 done[0] = i + 1
     th = threading.Thread(target=sender, daemon=True)
@@ -124,7 +124,7 @@ def test_telemetry_mongo_stall_then_retry_stores_each_once(t):
     os.kill(pid, signal.SIGSTOP)
     t.defer(lambda: os.kill(pid, signal.SIGCONT))
     stopped_at = done[0]
-    time.sleep(1.5)
+    time.sleep(1.5)  # the input: the stall, longer than the write timeout
     os.kill(pid, signal.SIGCONT)
     th.join(70)
     t.check(not th.is_alive(), "the sender finished")
@@ -204,6 +204,7 @@ def test_telemetry_mongo_killed_then_back_without_restart(t):
     # every worker is back (each has its own breaker, probing at least
     # every 800 ms), without a restart
     pids_before = b.worker_pids()
+    # the input: the moment the contract speaks of (every breaker has probed)
     time.sleep(max(0.0, up + 1.0 - time.monotonic()))
     ok = sum(post(t, k, d, {"msg_id": f"after-{j}", "ts": base + 20_000 + j}).status == 201
              for j in range(10))
