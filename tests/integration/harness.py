@@ -18,12 +18,16 @@ stderr and sanitizer log files are scanned after it exits.
 
 import contextlib
 import json
+import math
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 from base import Failure, Skip, env, wait_until
@@ -85,6 +89,83 @@ def check_problem(t, r, status, code, what):
     t.eq(p.get("status"), status, f"{what}: problem status")
     return p
 
+
+def check_retry_after(t, r, what):
+    """Retry-After in whole seconds, at least 1; returns it."""
+    ra = r.header("Retry-After")
+    t.check(ra is not None and ra.isdigit() and int(ra) >= 1, f"{what}: Retry-After {ra!r}")
+    return int(ra)
+
+
+def check_401(t, r, what):
+    """An unauthorized problem with WWW-Authenticate: Bearer realm="bulwark"
+    and no rate-limit headers (nothing was counted against a key)."""
+    p = check_problem(t, r, 401, "unauthorized", what)
+    wa = r.header("WWW-Authenticate")
+    t.check(wa is not None and re.match(r'Bearer(\s|$)', wa) and 'realm="bulwark"' in wa,
+            f"{what}: WWW-Authenticate {wa!r}, want Bearer realm=\"bulwark\"")
+    t.check(r.header("RateLimit") is None and r.header("RateLimit-Policy") is None,
+            f"{what}: rate-limit headers on an unauthenticated answer")
+    return p
+
+
+def check_429(t, r, policy, what):
+    """A rate_limited problem naming the violated policy, with
+    retry_after_ms and Retry-After = retry_after_ms rounded up to seconds;
+    returns (problem, Retry-After)."""
+    p = check_problem(t, r, 429, "rate_limited", what)
+    t.eq(p.get("policy"), policy, f"{what}: violated policy")
+    ms = p.get("retry_after_ms")
+    t.check(isinstance(ms, int) and ms > 0, f"{what}: retry_after_ms {ms!r}")
+    ra = check_retry_after(t, r, what)
+    t.eq(ra, max(1, math.ceil(ms / 1000)), f"{what}: Retry-After = retry_after_ms rounded up to seconds")
+    return p, ra
+
+
+def check_503(t, r, what):
+    """A dependency_unavailable problem with Retry-After."""
+    p = check_problem(t, r, 503, "dependency_unavailable", what)
+    check_retry_after(t, r, what)
+    return p
+
+
+def fresh_ip():
+    """A loopback address of its own (127.x.y.z): nginx passes it as
+    REMOTE_ADDR, so the per-address bucket of one test never leaks into
+    another."""
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+def whoami(t, key=None, headers=None, source=None):
+    """GET /v1/whoami with key's Authorization (and headers)."""
+    h = dict(headers or {})
+    if key is not None:
+        h.update(key.auth())
+    return t.get("/v1/whoami", headers=h, source=source)
+
+
+def service_answers(service):
+    """Whether a stack service answers: PostgreSQL a query, Redis PING,
+    MongoDB a connection, nginx an HTTP request."""
+    if service == "pg":
+        psql = os.path.join(env("BW_PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
+        r = subprocess.run([psql, env("BULWARK_POSTGRES_OWNER"), "-XAtqc", "SELECT 1"], capture_output=True,
+                           text=True, timeout=5)
+        return r.returncode == 0 and r.stdout.strip() == "1"
+    if service in ("redis", "redis_cache"):
+        c = RedisClient(env("BULWARK_REDIS" if service == "redis" else "BULWARK_REDIS_CACHE"), timeout=2)
+        try:
+            return c.call("PING") == "PONG"
+        finally:
+            c.close()
+    if service == "mongo":
+        u = urllib.parse.urlsplit(env("BULWARK_MONGO"))
+        socket.create_connection((u.hostname, u.port or 27017), 2).close()
+        return True
+    if service == "nginx":
+        http_request(env("BW_URL"), "GET", "/healthz", timeout=2)
+        return True
+    raise ValueError(f"unknown service {service!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -653,6 +734,16 @@ class ApiKey:
         return f"<key {self.key_id} of {self.tenant_id}>"
 
 
+class Outage:
+    """What t.outage() yields: the service and when (time.monotonic()) it
+    went down and answered again."""
+
+    def __init__(self, service):
+        self.service = service
+        self.down = None
+        self.back = None
+
+
 class Context:
     """What a test function receives."""
 
@@ -663,6 +754,7 @@ class Context:
         self.private = []  # instances to stop at the end of the test
         self.cleanups = []
         self._tmp = None
+        self.settings = {}  # SETTINGS of the test's file (run.py): shared_bulwark()'s
 
     # -- assertions ----------------------------------------------------------
     @staticmethod
@@ -745,6 +837,34 @@ class Context:
     def stack(self, action, service):
         return self.h.stack(action, service)
 
+    @contextlib.contextmanager
+    def outage(self, service, how="kill"):
+        """A stack service down for the body of a with block: `stack.sh
+        kill` (a crash) or `stop` (graceful).  On the way out, also when
+        the body failed, `stack.sh start` and a wait until the service
+        answers; the yielded Outage's `back` is when it answered."""
+        if how not in ("kill", "stop"):
+            raise ValueError(f"outage {service}: how={how!r}, want kill or stop")
+        o = Outage(service)
+        self.stack(how, service)
+        o.down = time.monotonic()
+        # the last resort of a test stopped while it brought the service back
+        self.defer(lambda: o.back is None and self.stack("start", service))
+        try:
+            yield o
+        except BaseException:
+            try:
+                self._bring_back(o)
+            except Exception as e:  # noqa: BLE001 - the body's failure is the one to report
+                self.h.note(f"{service} did not come back after the failed test: {e}")
+            raise
+        self._bring_back(o)
+
+    def _bring_back(self, o):
+        self.stack("start", o.service)
+        wait_until(lambda: service_answers(o.service), 10.0, 0.1, f"{o.service} to answer after stack.sh start")
+        o.back = time.monotonic()
+
     def hammer(self, path="/healthz", threads=4, max_seconds=60.0, timeout=10.0):
         """A Hammer of GET path through nginx (ok: status 200)."""
         def get():
@@ -795,6 +915,10 @@ class Context:
         return ns
 
     # -- daemons ---------------------------------------------------------------
+    def shared_bulwark(self, **over):
+        """The test file's shared daemon: the file's SETTINGS (+ over)."""
+        return self.bulwark(shared=True, **dict(self.settings, **over))
+
     def bulwark(self, shared=False, env_overrides=None, via_env=False, extra_env=None,
                 own_sockets=False, wait=None, start_timeout=20.0, launcher=None, **settings):
         """Starts a daemon with base_config() + settings (None removes a key).

@@ -65,6 +65,7 @@ def one_line(s):
 def run_test(h, modname, fn):
     ctx = harness.Context(h, fn.__name__)
     ctx.module = modname
+    ctx.settings = fn.__globals__.get("SETTINGS", {})
     status, reason = "PASS", ""
     t0 = time.monotonic()
     old = signal.signal(signal.SIGALRM, _alarm)

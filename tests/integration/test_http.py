@@ -14,10 +14,6 @@ SETTINGS = dict(body_limit="64k", workers=2)
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "code", "request_id")
 
 
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
-
-
 def _request_id(t, r, what):
     rid = r.header("X-Request-Id")
     t.check(rid, f"{what}: no X-Request-Id header ({r.headers})")
@@ -39,7 +35,7 @@ def _problem(t, r, status, code, what):
 
 
 def test_healthz(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     r = t.get("/healthz")
     t.eq(r.status, 200, "GET /healthz status")
     t.eq(r.json(), {"status": "ok"}, "GET /healthz body")
@@ -69,7 +65,7 @@ def test_healthz(t):
 
 
 def test_not_found(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     r = t.get("/no/such/route")
     p = _problem(t, r, 404, "not_found", "GET /no/such/route")
     line = b.wait_log(p["request_id"])
@@ -80,7 +76,7 @@ def test_not_found(t):
 
 
 def test_method_not_allowed(t):
-    _b(t)
+    t.shared_bulwark()
     for m in ("POST", "DELETE", "PUT"):
         r = t.http(m, "/healthz", body="{}" if m != "DELETE" else None,
                    headers={"Content-Type": "application/json"})
@@ -101,7 +97,7 @@ def _json_of_size(n):
 
 
 def test_echo_and_payload_too_large(t):
-    _b(t)
+    t.shared_bulwark()
     body = '{"hello": "world", "n": [1, 2, 3]}'
     r = t.http("POST", "/test/echo", body=body, headers={"Content-Type": "application/json"})
     t.eq(r.status, 200, f"POST /test/echo ({r.text[:200]!r})")
@@ -128,7 +124,7 @@ def test_echo_and_payload_too_large(t):
 
 
 def test_unsupported_media_type(t):
-    _b(t)
+    t.shared_bulwark()
     for ct in ("text/plain", "application/x-www-form-urlencoded", "application/jsonx"):
         r = t.http("POST", "/test/echo", body='{"a": 1}', headers={"Content-Type": ct})
         _problem(t, r, 415, "unsupported_media_type", f"POST /test/echo Content-Type {ct}")
@@ -137,7 +133,7 @@ def test_unsupported_media_type(t):
 
 
 def test_bad_request(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     # a JSON route without a body
     r = t.http("POST", "/test/echo", body=b"", headers={"Content-Type": "application/json"})
     p = _problem(t, r, 400, None, "POST /test/echo with an empty body")
@@ -157,7 +153,7 @@ def test_bad_request(t):
 
 
 def test_status_through_nginx(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     t0 = time.monotonic()
     r = t.get("/status")
     t.eq(r.status, 200, f"GET /status through nginx ({r.text[:200]!r})")
@@ -202,7 +198,7 @@ def test_status_through_nginx(t):
 
 
 def test_metrics_through_nginx(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     for _ in range(3):
         t.get("/healthz")
     t.get("/no/such/route")
@@ -254,7 +250,7 @@ def test_metrics_through_nginx(t):
 
 
 def test_status_socket_unknown_path(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     r = unix_http(b.status_listen, "GET", "/nope")
     t.eq(r.status, 404, "status socket GET /nope")
     r = unix_http(b.status_listen, "POST", "/status")

@@ -12,14 +12,11 @@ import random
 import threading
 import time
 
-from ledgerlib import (Client, check_503, check_invariants, db_balances, median, new_tenant, psql,
-                       transfers_by_memo, wait_pg_back)
+from harness import check_503
+from ledgerlib import (Client, check_invariants, db_balances, median, new_tenant, psql, transfers_by_memo,
+                       wait_pg_back)
 
 SETTINGS = dict(workers=6)
-
-
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
 
 
 def expected_balances(seed, bodies):
@@ -36,7 +33,7 @@ def expected_balances(seed, bodies):
 
 
 def test_ledger_concurrent_random_transfers(t):
-    _b(t)
+    t.shared_bulwark()
     rng = random.Random()
     tenants = []
     for n in range(3):
@@ -133,7 +130,7 @@ def test_ledger_concurrent_random_transfers(t):
 
 
 def test_ledger_postgres_killed_during_transfers(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     c = Client(t, new_tenant(t))
     accts = [c.create_account(f"n{i}", "USD", allow_negative=True)["id"] for i in range(4)]
     pids0 = b.worker_pids(b.wait_workers())
@@ -156,48 +153,40 @@ def test_ledger_postgres_killed_during_transfers(t):
                 sent.append(item)
             if item[2] != 201:
                 time.sleep(0.1)  # a client's back-off after a refusal
-    restarted = {"done": False}
-
-    def restore():
-        if not restarted["done"]:
-            t.stack("start", "pg")
-    t.defer(restore)
     ths = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(8)]
     for th in ths:
         th.start()
     t.wait_until(lambda: sum(1 for it in list(sent) if it[2] == 201) >= 20, 10.0, 0.02,
                  "20 transfers before the kill")
     n_before = len(sent)
-    t.stack("kill", "pg")
-    t_kill = time.monotonic()
-    n_kill = len(sent)
-    # every writer has had an answer from the outage (its request in flight at the kill, or a later one)
-    t.wait_until(lambda: sum(1 for it in list(sent[n_kill:]) if it[2] == 503) >= len(ths), 10.0, 0.02,
-                 f"{len(ths)} answers 503 after the kill")
-    stop.set()
-    for th in ths:
-        th.join(30)
-    t.check(not any(th.is_alive() for th in ths), "writers stuck after PostgreSQL was killed")
-    t.h.note(f"{n_before} transfers before the kill, {len(sent)} in all; writers stopped "
-             f"{time.monotonic() - t_kill:.2f}s after it")
-    # PostgreSQL down: 503 + Retry-After, fast once the breakers are open
-    for _ in range(12):  # every worker sees the outage
-        check_503(t, c.req("GET", f"/v1/accounts/{accts[0]}"), "GET account with PostgreSQL down")
-    lat = []
-    for _ in range(20):
-        r = c.req("GET", f"/v1/accounts/{accts[0]}")
-        check_503(t, r, "GET account with PostgreSQL down, breaker open")
-        lat.append(r.elapsed)
-    r = c.transfer(accts[0], accts[1], 1)
-    check_503(t, r, "POST /v1/transfers with PostgreSQL down")
-    sent.append((r.idem_key, None, 503, r.body, None))
-    t.h.note(f"503 latency with the breaker open: median {median(lat) * 1000:.1f} ms, max {max(lat) * 1000:.1f} ms")
-    t.check(median(lat) < 0.100, f"median latency of a 503 with the breaker open: {median(lat) * 1000:.1f} ms")
-    t.check(max(lat) < 2.0, f"a 503 took {max(lat):.2f}s with PostgreSQL down")
+    with t.outage("pg", how="kill") as pg:
+        n_kill = len(sent)
+        # the writers meet the outage: as many 503s as there are writers
+        t.wait_until(lambda: sum(1 for it in list(sent[n_kill:]) if it[2] == 503) >= len(ths), 10.0, 0.02,
+                     f"{len(ths)} answers 503 after the kill")
+        stop.set()
+        for th in ths:
+            th.join(30)
+        t.check(not any(th.is_alive() for th in ths), "writers stuck after PostgreSQL was killed")
+        t.h.note(f"{n_before} transfers before the kill, {len(sent)} in all; writers stopped "
+                 f"{time.monotonic() - pg.down:.2f}s after it")
+        # PostgreSQL down: 503 + Retry-After, fast once the breakers are open
+        for _ in range(12):  # every worker sees the outage
+            check_503(t, c.req("GET", f"/v1/accounts/{accts[0]}"), "GET account with PostgreSQL down")
+        lat = []
+        for _ in range(20):
+            r = c.req("GET", f"/v1/accounts/{accts[0]}")
+            check_503(t, r, "GET account with PostgreSQL down, breaker open")
+            lat.append(r.elapsed)
+        r = c.transfer(accts[0], accts[1], 1)
+        check_503(t, r, "POST /v1/transfers with PostgreSQL down")
+        sent.append((r.idem_key, None, 503, r.body, None))
+        t.h.note(f"503 latency with the breaker open: median {median(lat) * 1000:.1f} ms, "
+                 f"max {max(lat) * 1000:.1f} ms")
+        t.check(median(lat) < 0.100, f"median latency of a 503 with the breaker open: {median(lat) * 1000:.1f} ms")
+        t.check(max(lat) < 2.0, f"a 503 took {max(lat):.2f}s with PostgreSQL down")
     # back: requests succeed again within about a second, bulwark not restarted
-    t.stack("start", "pg")
-    restarted["done"] = True
-    t_up = time.monotonic()
+    t_up = pg.back
     first_ok, streak, steady = None, 0, None
     while time.monotonic() - t_up < 10 and steady is None:
         r = c.req("GET", f"/v1/accounts/{accts[0]}")

@@ -12,16 +12,12 @@ import secrets
 import time
 
 from clients import RedisError
-from harness import REPO
-from ledgerlib import Client, check_503, median, new_tenant, together, wait_pg_back
+from harness import REPO, check_503
+from ledgerlib import Client, median, new_tenant, together, wait_pg_back
 
 SETTINGS = dict(workers=4)
 LUA = REPO / "workers" / "lua" / "bulwark.lua"
 FIELDS = ["computed_at", "currencies", "generation", "tenant_id", "top_accounts", "transfers"]
-
-
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
 
 
 def keys(tenant_id):
@@ -55,7 +51,7 @@ def small_ledger(t, c, n=3):
 # ---------------------------------------------------------------------------
 
 def test_ledger_summary_shape_and_read_your_writes(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     usd_bank = c.create_account("usd bank", "USD", allow_negative=True)
     eur_bank = c.create_account("eur bank", "EUR", allow_negative=True)
@@ -114,7 +110,7 @@ def test_ledger_summary_shape_and_read_your_writes(t):
 def test_ledger_summary_stampede(t):
     """Many concurrent reads of a missing entry → one recompute (at most
     two), counted by X-Cache: MISS; everyone gets the same summary."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, acct = small_ledger(t, c)
     rd = t.redis("redis_cache")
@@ -218,7 +214,7 @@ def test_ledger_summary_generation_decides(t):
     """Through HTTP: an entry tagged with another generation is never served
     (a fill computed before a write's bump), one tagged with the current
     generation is (so this test would see a cache that ignored the tag)."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, acct = small_ledger(t, c)
     rd = t.redis("redis_cache")
@@ -243,24 +239,6 @@ def test_ledger_summary_generation_decides(t):
     t.eq((xcache(r), r.json()["transfers"]), ("MISS", 4), "after a write")
 
 
-def pg_outage(t, c, reads):
-    """Stops PostgreSQL, calls reads(), starts it again (also if reads
-    fails) and waits until ledger reads succeed."""
-    restarted = {"done": False}
-
-    def restore():
-        if not restarted["done"]:
-            restarted["done"] = True
-            t.stack("start", "pg")
-    t.defer(restore)
-    t.stack("stop", "pg")
-    try:
-        reads()
-    finally:
-        restore()
-    wait_pg_back(t, c)
-
-
 def cached_then_written(t, c):
     """A cached summary, then a write that moves the generation; returns
     the cached (now stale) response."""
@@ -277,18 +255,17 @@ def test_ledger_summary_stale_when_postgres_down(t):
     older body byte for byte) even though a write moved the generation; a
     tenant with no entry gets 503 + Retry-After; after the restart the
     summary is current again."""
-    _b(t)
+    t.shared_bulwark()
     c, none = Client(t, new_tenant(t)), Client(t, new_tenant(t))
     none.create_account("lonely", "USD")
     cached = cached_then_written(t, c)
-
-    def reads():
+    with t.outage("pg", how="stop"):
         for i in range(3):
             r = get_summary(c)
             t.eq((xcache(r), r.body), ("STALE", cached.body), f"summary {i + 1} with PostgreSQL down")
             check_503(t, none.req("GET", "/v1/reports/summary"),
                       f"summary {i + 1} without any cached copy, PostgreSQL down")
-    pg_outage(t, c, reads)
+    wait_pg_back(t, c)
 
     def current():
         r = get_summary(c)
@@ -303,13 +280,12 @@ def test_ledger_summary_fast_when_postgres_down(t):
     (no cached copy) come fast, like every other route's 503 (issue item 7:
     within 100 ms) — a failed recompute must not leave later readers
     waiting for a lease nobody will fill."""
-    _b(t)
+    t.shared_bulwark()
     c, none = Client(t, new_tenant(t)), Client(t, new_tenant(t))
     none.create_account("lonely", "USD")
     cached_then_written(t, c)
     stale_lat, none_lat = [], []
-
-    def reads():
+    with t.outage("pg", how="stop"):
         for i in range(8):
             r = get_summary(c)
             t.eq(xcache(r), "STALE", f"summary {i + 1} with PostgreSQL down")
@@ -317,7 +293,7 @@ def test_ledger_summary_fast_when_postgres_down(t):
             r = none.req("GET", "/v1/reports/summary")
             check_503(t, r, f"summary {i + 1} without any cached copy, PostgreSQL down")
             none_lat.append(r.elapsed)
-    pg_outage(t, c, reads)
+    wait_pg_back(t, c)
     t.h.note(f"PostgreSQL down: STALE latencies {[round(x * 1000) for x in stale_lat]} ms, "
              f"503 latencies {[round(x * 1000) for x in none_lat]} ms")
     t.check(median(stale_lat[2:]) < 0.100 and median(none_lat[2:]) < 0.100,
@@ -330,19 +306,12 @@ def test_ledger_summary_redis_cache_down(t):
     """The cache Redis stopped: the summary is computed directly (200, MISS,
     right data), writes still succeed and are visible at once; after the
     restart the cache is used again."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, acct = small_ledger(t, c)
     get_summary(c)
     t.eq(xcache(get_summary(c)), "HIT", "cached before the outage")
-    restarted = {"done": False}
-
-    def restore():
-        if not restarted["done"]:
-            t.stack("start", "redis_cache")
-    t.defer(restore)
-    t.stack("stop", "redis_cache")
-    try:
+    with t.outage("redis_cache", how="stop"):
         lat = []
         for i in range(10):
             r = get_summary(c)
@@ -356,12 +325,9 @@ def test_ledger_summary_redis_cache_down(t):
         t.h.note(f"summary latencies with the cache Redis down: {[round(x * 1000) for x in lat]} ms")
         t.check(median(lat[3:]) < 0.100, f"median summary latency with the cache Redis down "
                                          f"{median(lat[3:]) * 1000:.0f} ms (breaker open: no per-request timeout)")
-    finally:
-        t.stack("start", "redis_cache")
-        restarted["done"] = True
 
     def cached_again():
-        r1 = get_summary(c)
+        get_summary(c)
         r2 = get_summary(c)
         return xcache(r2) == "HIT" and r2.json()["transfers"] == 4
     t.wait_until(cached_again, 10.0, 0.1, "summary served from the cache again after the restart")
@@ -422,7 +388,7 @@ def test_ledger_summary_daemon_uses_its_own_functions(t):
 
 def test_ledger_summary_keys_have_ttls(t):
     """Last: every sum:*, sumlease:* and sumgen:* key in the cache Redis has a TTL."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     small_ledger(t, c, 1)
     get_summary(c)

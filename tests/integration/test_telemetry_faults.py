@@ -14,6 +14,7 @@ import threading
 import time
 
 from base import env
+from harness import check_retry_after
 from test_telemetry import empty_telemetry, stored
 
 N_BATCHES = 30
@@ -46,11 +47,6 @@ def msg_ids(t, key, device):
             return out
 
 
-def retry_after_ok(t, r, what):
-    ra = r.header("Retry-After")
-    t.check(ra is not None and ra.isdigit() and int(ra) >= 1, f"{what}: Retry-After {ra!r}")
-
-
 def jongodb_pid(t):
     if env("BW_MONGO_EXTERNAL") == "1":
         t.skip("MongoDB is external: the stack does not control it")
@@ -68,17 +64,15 @@ def test_telemetry_latest_without_cache_redis(t):
     t.eq(post(t, k, d, {"msg_id": "one", "ts": base}).status, 201, "first reading")
     r = get(t, k, f"/v1/devices/{d}/latest")
     t.eq((r.status, r.header("X-Cache")), (200, "HIT"), "cached by the ingest")
-    t.stack("stop", "redis_cache")
-    t.defer(lambda: t.stack("start", "redis_cache"))
-    r = get(t, k, f"/v1/devices/{d}/latest")
-    t.eq((r.status, r.header("X-Cache"), r.json()["msg_id"]), (200, "MISS", "one"),
-         "cache down: latest from MongoDB")
-    t.check(r.elapsed < 1.0, f"no timeout waited: {r.elapsed:.3f}s")
-    r = post(t, k, d, {"msg_id": "two", "ts": base + 1})
-    t.eq(r.status, 201, f"ingest with the cache down: {r.text[:200]}")
-    r = get(t, k, f"/v1/devices/{d}/latest")
-    t.eq((r.status, r.json()["msg_id"]), (200, "two"), "the newest, still from MongoDB")
-    t.stack("start", "redis_cache")
+    with t.outage("redis_cache", how="stop"):
+        r = get(t, k, f"/v1/devices/{d}/latest")
+        t.eq((r.status, r.header("X-Cache"), r.json()["msg_id"]), (200, "MISS", "one"),
+             "cache down: latest from MongoDB")
+        t.check(r.elapsed < 1.0, f"no timeout waited: {r.elapsed:.3f}s")
+        r = post(t, k, d, {"msg_id": "two", "ts": base + 1})
+        t.eq(r.status, 201, f"ingest with the cache down: {r.text[:200]}")
+        r = get(t, k, f"/v1/devices/{d}/latest")
+        t.eq((r.status, r.json()["msg_id"]), (200, "two"), "the newest, still from MongoDB")
     # The cache came back empty; the breaker lets a probe through soon.
     t.wait_until(lambda: get(t, k, f"/v1/devices/{d}/latest").header("X-Cache") == "HIT", 5.0,
                  0.1, "latest cached again")
@@ -141,7 +135,7 @@ def test_telemetry_mongo_stall_then_retry_stores_each_once(t):
             continue
         p = r.json()
         t.eq(p["code"], "dependency_unavailable", "503 code")
-        retry_after_ok(t, r, f"batch {i}")
+        check_retry_after(t, r, f"batch {i}")
         t.check(el < 3.0, f"a 503 after {el:.2f}s: the write timeout answers, not a hang")
         if "results" in p:
             t.eq([x["msg_id"] for x in p["results"]], [x["msg_id"] for x in batches[i]],
@@ -168,35 +162,31 @@ def test_telemetry_mongo_killed_then_back_without_restart(t):
     d = dev("kill")
     base = int(time.time() * 1000) - 60_000
     t.eq(post(t, k, d, {"msg_id": "before", "ts": base}).status, 201, "before the kill")
-    t.stack("kill", "mongo")
     # jongodb keeps nothing across a restart, and its indexes go with it:
     # put them back for whatever runs next. That a 201 survives a kill is a
     # property of a real MongoDB (journaled, majority), not shown here.
     t.defer(lambda: t.cli(["migrate", "up"]))
-    t.defer(lambda: t.stack("start", "mongo"))
-
-    answers = []
-    end = time.monotonic() + 1.5
-    i = 0
-    while time.monotonic() < end:
-        r = post(t, k, d, {"msg_id": f"down-{i}", "ts": base + i})
-        answers.append((r.status, r.elapsed, r))
-        i += 1
-    t.check(all(st == 503 for st, _, _ in answers), f"503 while down: {[a[0] for a in answers]}")
-    for st, el, r in answers:
-        retry_after_ok(t, r, "POST while down")
-        t.eq(r.json()["code"], "dependency_unavailable", "code while down")
-    late = sorted(el for _, el, _ in answers[-10:])
-    t.h.note(f"{len(answers)} answers while down; last ten took {[round(x, 3) for x in late]}")
-    t.check(late[len(late) // 2] < 0.1, f"breaker open: answers within 100 ms ({late})")
-    r = get(t, k, f"/v1/devices/{d}/telemetry")
-    t.eq(r.status, 503, "a list needs MongoDB")
-    retry_after_ok(t, r, "GET while down")
-    r = get(t, k, f"/v1/devices/{d}/latest")
-    t.eq((r.status, r.header("X-Cache")), (200, "HIT"), "latest still answers from the cache")
-
-    t.stack("start", "mongo")
-    up = time.monotonic()
+    with t.outage("mongo", how="kill") as mongo:
+        answers = []
+        end = time.monotonic() + 1.5
+        i = 0
+        while time.monotonic() < end:  # the input: 1.5 s of batches while MongoDB is down
+            r = post(t, k, d, {"msg_id": f"down-{i}", "ts": base + i})
+            answers.append((r.status, r.elapsed, r))
+            i += 1
+        t.check(all(st == 503 for st, _, _ in answers), f"503 while down: {[a[0] for a in answers]}")
+        for st, el, r in answers:
+            check_retry_after(t, r, "POST while down")
+            t.eq(r.json()["code"], "dependency_unavailable", "code while down")
+        late = sorted(el for _, el, _ in answers[-10:])
+        t.h.note(f"{len(answers)} answers while down; last ten took {[round(x, 3) for x in late]}")
+        t.check(late[len(late) // 2] < 0.1, f"breaker open: answers within 100 ms ({late})")
+        r = get(t, k, f"/v1/devices/{d}/telemetry")
+        t.eq(r.status, 503, "a list needs MongoDB")
+        check_retry_after(t, r, "GET while down")
+        r = get(t, k, f"/v1/devices/{d}/latest")
+        t.eq((r.status, r.header("X-Cache")), (200, "HIT"), "latest still answers from the cache")
+    up = mongo.back
     first = t.wait_until(lambda: post(t, k, d, {"msg_id": "after", "ts": base + 10_000}).status == 201
                          and time.monotonic(), 5.0, 0.02, "a 201 after MongoDB is back")
     t.h.note(f"first 201 {first - up:.3f}s after MongoDB answered again")
