@@ -28,9 +28,10 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import zlib
 from pathlib import Path
 
-from base import Failure, Skip, env, wait_until
+from base import TIME_MULT, Failure, Skip, env, scaled, wait_until
 from clients import NotifySocket, RedisClient, fcgi_request, http_request, parse_metrics, socket_is_live, unix_http
 from procs import group_members
 
@@ -611,7 +612,15 @@ class Harness:
         self.err = verbose_stream
         base = env("BW_IT_DIR") or (os.path.join(env("BW_STACK_DIR"), "it") if env("BW_STACK_DIR")
                                     else "/tmp/bwit-harness")
-        self.run_dir = os.path.join(base, time.strftime("%H%M%S") + f"-{os.getpid()}")
+        self.run_id = time.strftime("%H%M%S") + f"-{os.getpid()}"
+        self.run_dir = os.path.join(base, self.run_id)
+        # random is seeded per test from this and the test's name (Context),
+        # so one test replays alone (BW_IT_SEED=N and a filter) as in the run
+        seed = env("BW_IT_SEED") or str(zlib.crc32(self.run_id.encode()))
+        if not seed.isdigit():
+            raise SystemExit(f"BW_IT_SEED={seed!r}: want a number (the seed a run printed)")
+        self.seed = int(seed)
+        self.time_mult = TIME_MULT
         os.makedirs(self.run_dir, exist_ok=True)
         self.counter = 0
         self.shared = None  # Bulwark on the stack socket reused across tests of one file
@@ -755,6 +764,7 @@ class Context:
         self.cleanups = []
         self._tmp = None
         self.settings = {}  # SETTINGS of the test's file (run.py): shared_bulwark()'s
+        random.seed(f"{harness.seed}:{name}")
 
     # -- assertions ----------------------------------------------------------
     @staticmethod
@@ -776,6 +786,7 @@ class Context:
         raise Skip(msg)
 
     wait_until = staticmethod(wait_until)
+    scaled = staticmethod(scaled)
 
     # -- environment -----------------------------------------------------------
     def tmpdir(self):

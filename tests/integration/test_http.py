@@ -194,7 +194,7 @@ def test_status_through_nginx(t):
     st2 = t.get("/status").json()
     t.check(st2["requests_total"] >= before + 5,
             f"requests_total did not count 5 requests: {before} -> {st2['requests_total']}")
-    t.check(time.monotonic() - t0 < 5, "status took too long")
+    t.check(time.monotonic() - t0 < t.scaled(5), "status took too long")
 
 
 def test_metrics_through_nginx(t):
@@ -270,6 +270,7 @@ def test_status_socket_unknown_path(t):
     s.connect(b.status_listen)
     t0 = time.monotonic()
     st = b.status()
-    t.check(time.monotonic() - t0 < 1.0, "status blocked by a silent client")
+    # a blocked master would answer when b.status() gives up (3 s)
+    t.check(time.monotonic() - t0 < t.scaled(1.0, cap=3.0), "status blocked by a silent client")
     s.close()
     t.eq(st["state"], "running", "master state after garbage")

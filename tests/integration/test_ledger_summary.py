@@ -137,7 +137,9 @@ def test_ledger_summary_stampede(t):
         t.eq((len(bodies), len(gens)), (1, 1), f"round {rnd}: one summary for all ({len(bodies)} bodies, gens {gens})")
         want = 3 + sum(1 for h in ["flush", "write", "flush", "write"][:rnd + 1] if h == "write")
         t.eq(json.loads(bodies.pop())["transfers"], want, f"round {rnd}: transfers")
-        t.check(max(r.elapsed for r in rs) < 3.0, f"round {rnd}: a reader waited {max(r.elapsed for r in rs):.2f}s")
+        # a reader left waiting for a lease nobody fills waits out its 5 s
+        t.check(max(r.elapsed for r in rs) < t.scaled(3.0, cap=5.0),
+                f"round {rnd}: a reader waited {max(r.elapsed for r in rs):.2f}s")
 
 
 def drop_lib(rd):
@@ -296,10 +298,11 @@ def test_ledger_summary_fast_when_postgres_down(t):
     wait_pg_back(t, c)
     t.h.note(f"PostgreSQL down: STALE latencies {[round(x * 1000) for x in stale_lat]} ms, "
              f"503 latencies {[round(x * 1000) for x in none_lat]} ms")
-    t.check(median(stale_lat[2:]) < 0.100 and median(none_lat[2:]) < 0.100,
+    fast = t.scaled(0.100)
+    t.check(median(stale_lat[2:]) < fast and median(none_lat[2:]) < fast,
             f"with the breaker open, STALE (median {median(stale_lat[2:]) * 1000:.0f} ms, "
             f"{[round(x * 1000) for x in stale_lat]}) and 503 (median {median(none_lat[2:]) * 1000:.0f} ms, "
-            f"{[round(x * 1000) for x in none_lat]}) must come fast (< 100 ms)")
+            f"{[round(x * 1000) for x in none_lat]}) must come fast (< {fast * 1000:.0f} ms)")
 
 
 def test_ledger_summary_redis_cache_down(t):
@@ -323,7 +326,7 @@ def test_ledger_summary_redis_cache_down(t):
         s = get_summary(c).json()
         t.eq(s["transfers"], 4, "the summary right after that transfer")
         t.h.note(f"summary latencies with the cache Redis down: {[round(x * 1000) for x in lat]} ms")
-        t.check(median(lat[3:]) < 0.100, f"median summary latency with the cache Redis down "
+        t.check(median(lat[3:]) < t.scaled(0.100), f"median summary latency with the cache Redis down "
                                          f"{median(lat[3:]) * 1000:.0f} ms (breaker open: no per-request timeout)")
 
     def cached_again():

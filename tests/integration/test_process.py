@@ -68,7 +68,7 @@ def test_request_timeout_kills_worker(t):
     t.check("r" in res, f"the timed-out request raised {res.get('e')!r}")
     r = res["r"]
     t.eq(r.status, 502, f"status of the request past the deadline ({r.text[:200]!r})")
-    t.check(1.0 <= res["elapsed"] <= 3.0,
+    t.check(1.0 <= res["elapsed"] <= t.scaled(3.0),
             f"killed after {res['elapsed']:.2f}s; want about request_timeout_ms + grace (1.2s)")
     t.wait_until(lambda: not pid_alive(victim), 2.0, 0.05, f"worker {victim} to be gone")
     st = b.wait_workers(timeout=3.0, exclude=[victim])
@@ -118,7 +118,7 @@ def test_burst_queues(t):
     t.check(not bad, f"{len(bad)} of {n} burst requests failed: {bad[:5]}")
     t.check(elapsed >= n * ms / 1000 / 4 * 0.9,
             f"40 x 200 ms on 4 workers took {elapsed:.2f}s: more than 4 ran at once?")
-    t.check(elapsed < 15, f"burst took {elapsed:.2f}s")
+    t.check(elapsed < t.scaled(15), f"burst took {elapsed:.2f}s")
     t.eq(depth["busy_max"], 4, "max busy workers seen in /status during the burst")
     t.check(depth["max"] > 0, "listen_queue.depth never went above 0 during a 40-request burst on 4 workers")
     t.check(not depth["total_bad"], f"worker count changed during the burst: {depth['total_bad'][:3]}")
@@ -161,7 +161,7 @@ def test_status_while_all_busy(t):
     r = t.get("/status", timeout=5)
     took = time.monotonic() - t0
     t.eq(r.status, 200, "GET /status through nginx while every worker is busy")
-    t.check(took < 0.5, f"/status took {took:.2f}s while the pool was busy")
+    t.check(took < t.scaled(0.5), f"/status took {took:.2f}s while the pool was busy")
     st = r.json()
     t.eq(st["workers"]["busy"], 2, "busy workers")
     t.eq(st["workers"]["idle"], 0, "idle workers")
@@ -171,7 +171,7 @@ def test_status_while_all_busy(t):
     t0 = time.monotonic()
     r = t.get("/metrics", timeout=5)
     t.eq(r.status, 200, "/metrics while busy")
-    t.check(time.monotonic() - t0 < 0.5, "/metrics slow while the pool was busy")
+    t.check(time.monotonic() - t0 < t.scaled(0.5), "/metrics slow while the pool was busy")
     t.check('bulwark_workers{state="busy"} 2' in r.text, "bulwark_workers{state=\"busy\"} 2 not in /metrics")
     for th, res in threads:
         th.join(20)
@@ -203,7 +203,7 @@ def test_crash_loop_breaker(t):
             # status answers at once even with no worker
             s0 = time.monotonic()
             st = b.status(timeout=2)
-            t.check(time.monotonic() - s0 < 0.5, "status slow during a crash loop")
+            t.check(time.monotonic() - s0 < t.scaled(0.5), "status slow during a crash loop")
             if st["crash_breaker"]:
                 breaker = st
             r = t.get("/healthz", timeout=40)  # queued until the slot is respawned
