@@ -15,24 +15,24 @@ def proc_stat(pid):
     return rest[0], int(rest[1]), int(rest[2])
 
 
-def children_of(pid):
+def _live(match):
+    """The pids, sorted, of the live (not zombie) processes whose
+    (state, ppid, pgrp) match."""
     out = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             st = proc_stat(int(d))
-            if st and st[1] == pid and st[0] != "Z":
+            if st and st[0] != "Z" and match(st):
                 out.append(int(d))
     return sorted(out)
 
 
+def children_of(pid):
+    return _live(lambda st: st[1] == pid)
+
+
 def group_members(pgid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = proc_stat(int(d))
-            if st and st[2] == pgid and st[0] != "Z":
-                out.append(int(d))
-    return out
+    return _live(lambda st: st[2] == pgid)
 
 
 def pid_alive(pid):
