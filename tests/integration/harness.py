@@ -3,7 +3,7 @@
 Python 3.11, standard library only.  Everything a test needs is reached
 through the context object `t` that the runner passes to each test_*
 function (the wire clients are in clients.py, the /proc helpers in
-procs.py, Failure, Skip and wait_until in base.py):
+procs.py; Failure, Skip, wait_until and scaled in base.py):
 
     def test_something(t):
         b = t.bulwark(workers=2)            # start (or reuse) a daemon
@@ -77,6 +77,9 @@ def bg_get(t, path, timeout=30.0):
     return th, res
 
 
+# ---------------------------------------------------------------------------
+# answers as a client sees them
+
 def check_problem(t, r, status, code, what):
     """r is a problem+json response of this status and code (None: any
     code); returns its body."""
@@ -144,6 +147,9 @@ def whoami(t, key=None, headers=None, source=None):
         h.update(key.auth())
     return t.get("/v1/whoami", headers=h, source=source)
 
+
+# ---------------------------------------------------------------------------
+# the stack
 
 def service_answers(service):
     """Whether a stack service answers: PostgreSQL a query, Redis PING,
