@@ -2,7 +2,8 @@
 
 Python 3.11, standard library only.  Everything a test needs is reached
 through the context object `t` that the runner passes to each test_*
-function:
+function (the wire clients are in clients.py, the /proc helpers in
+procs.py; Failure, Skip, wait_until and scaled in base.py):
 
     def test_something(t):
         b = t.bulwark(workers=2)            # start (or reuse) a daemon
@@ -16,18 +17,23 @@ stderr and sanitizer log files are scanned after it exits.
 """
 
 import contextlib
-import http.client
 import json
+import math
 import os
+import random
 import re
 import signal
 import socket
-import struct
 import subprocess
 import threading
 import time
 import urllib.parse
+import zlib
 from pathlib import Path
+
+from base import TIME_MULT, Failure, Skip, env, scaled, wait_until
+from clients import NotifySocket, RedisClient, fcgi_request, http_request, parse_metrics, socket_is_live, unix_http
+from procs import group_members
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_SH = REPO / "dev" / "lib" / "stack.sh"
@@ -44,174 +50,13 @@ _SIGTERM = signal.SIGTERM
 ALL_HARNESSES = []  # run.py kills what they started on its way out
 
 
-class Skip(Exception):
-    """Raised by a test (or a helper) to mark the test skipped."""
-
-
-class Failure(AssertionError):
-    pass
-
-
 # ---------------------------------------------------------------------------
 # small helpers
-
-def wait_until(fn, timeout, interval=0.05, what="condition"):
-    """Calls fn() until it returns a truthy value; returns that value.
-    Exceptions from fn count as falsy (the last one is reported)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            v = fn()
-            if v:
-                return v
-            last = v
-        except Exception as e:  # noqa: BLE001 - reported below
-            last = e
-        if time.monotonic() >= deadline:
-            raise Failure(f"timed out after {timeout:.1f}s waiting for {what} (last: {last!r})"[:600])
-        time.sleep(interval)
-
-
-def env(name, default=None):
-    v = os.environ.get(name)
-    return v if v not in (None, "") else default
-
 
 def short_tmp_dir(base):
     """AF_UNIX paths are limited to 107 bytes: keep socket dirs short."""
     os.makedirs(base, exist_ok=True)
     return base
-
-
-# ---------------------------------------------------------------------------
-# HTTP
-
-class Response:
-    def __init__(self, status, reason, headers, body, elapsed):
-        self.status = status
-        self.reason = reason
-        self.headers = headers  # list of (name, value)
-        self.body = body
-        self.elapsed = elapsed
-
-    def header(self, name, default=None):
-        n = name.lower()
-        for k, v in self.headers:
-            if k.lower() == n:
-                return v
-        return default
-
-    def header_all(self, name):
-        n = name.lower()
-        return [v for k, v in self.headers if k.lower() == n]
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError as e:
-            raise Failure(f"response body is not JSON ({e}): {self.text[:300]!r}") from None
-
-    def __repr__(self):
-        return f"<{self.status} {self.reason} {self.text[:200]!r}>"
-
-
-def http_request(base, method, path, body=None, headers=None, timeout=10.0, source=None):
-    """source: a local address to connect from (e.g. "127.0.0.23": nginx then
-    passes it as REMOTE_ADDR, so a test gets its own client address)."""
-    u = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout,
-                                      source_address=(source, 0) if source else None)
-    hdrs = {"Connection": "close"}
-    if headers:
-        hdrs.update(headers)
-    if isinstance(body, str):
-        body = body.encode()
-    t0 = time.monotonic()
-    try:
-        conn.request(method, path, body=body, headers=hdrs)
-        r = conn.getresponse()
-        data = r.read()
-        return Response(r.status, r.reason, r.getheaders(), data, time.monotonic() - t0)
-    finally:
-        conn.close()
-
-
-def unix_http(sock_path, method, path, timeout=5.0, retries=0):
-    """HTTP/1.0 over a unix socket (the master's status socket)."""
-    for attempt in range(retries + 1):
-        try:
-            return _unix_http(sock_path, method, path, timeout)
-        except (BrokenPipeError, ConnectionResetError):
-            if attempt == retries:
-                raise
-            time.sleep(0.05)
-
-
-def _unix_http(sock_path, method, path, timeout):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    t0 = time.monotonic()
-    try:
-        s.connect(sock_path)
-        s.sendall(f"{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
-        chunks = []
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            chunks.append(c)
-    finally:
-        s.close()
-    raw = b"".join(chunks)
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        head, sep, body = raw.partition(b"\n\n")
-    lines = head.decode("latin-1").splitlines()
-    if not lines or not lines[0].startswith("HTTP/"):
-        raise Failure(f"status socket {sock_path}: not an HTTP response: {raw[:200]!r}")
-    parts = lines[0].split(" ", 2)
-    status = int(parts[1])
-    reason = parts[2] if len(parts) > 2 else ""
-    headers = []
-    for ln in lines[1:]:
-        k, _, v = ln.partition(":")
-        headers.append((k.strip(), v.strip()))
-    return Response(status, reason, headers, body, time.monotonic() - t0)
-
-
-# ---------------------------------------------------------------------------
-# FastCGI client (enough for GET/POST against a responder)
-
-FCGI_BEGIN_REQUEST, FCGI_ABORT_REQUEST, FCGI_END_REQUEST = 1, 2, 3
-FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT, FCGI_STDERR = 4, 5, 6, 7
-
-
-def _fcgi_record(rtype, req_id, content=b""):
-    out = b""
-    # split into records of at most 65535 bytes; an empty content is one record
-    pos = 0
-    while True:
-        chunk = content[pos:pos + 65535]
-        pad = (8 - len(chunk) % 8) % 8
-        out += struct.pack("!BBHHBB", 1, rtype, req_id, len(chunk), pad, 0) + chunk + b"\0" * pad
-        pos += len(chunk)
-        if pos >= len(content):
-            break
-    return out
-
-
-def _fcgi_nv(name, value):
-    n, v = name.encode(), value.encode()
-
-    def ln(x):
-        return struct.pack("!B", len(x)) if len(x) < 128 else struct.pack("!I", len(x) | 0x80000000)
-
-    return ln(n) + ln(v) + n + v
 
 
 def bg_get(t, path, timeout=30.0):
@@ -232,6 +77,9 @@ def bg_get(t, path, timeout=30.0):
     return th, res
 
 
+# ---------------------------------------------------------------------------
+# answers as a client sees them
+
 def check_problem(t, r, status, code, what):
     """r is a problem+json response of this status and code (None: any
     code); returns its body."""
@@ -246,303 +94,85 @@ def check_problem(t, r, status, code, what):
     return p
 
 
-def fcgi_request(sock_path, method, uri, body=b"", headers=None, timeout=10.0, connected_sock=None,
-                 params_override=None):
-    """One FastCGI request; returns Response (status from the Status: header).
-    params_override: raw CGI params to set (or remove with None)."""
-    path, _, query = uri.partition("?")
-    if isinstance(body, str):
-        body = body.encode()
-    params = {
-        "GATEWAY_INTERFACE": "CGI/1.1",
-        "SERVER_SOFTWARE": "bulwark-it",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REQUEST_SCHEME": "http",
-        "REQUEST_METHOD": method,
-        "REQUEST_URI": uri,
-        "DOCUMENT_URI": path,
-        "SCRIPT_NAME": path,
-        "QUERY_STRING": query,
-        "CONTENT_TYPE": "",
-        "CONTENT_LENGTH": str(len(body)) if body else "",
-        "DOCUMENT_ROOT": "/",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "40000",
-        "SERVER_ADDR": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_NAME": "localhost",
-        "HTTP_HOST": "localhost",
-        "REQUEST_ID": "0123456789abcdef0123456789abcdef",
-        "HTTP_X_REQUEST_ID": "0123456789abcdef0123456789abcdef",
-    }
-    for k, v in (headers or {}).items():
-        if k.lower() == "content-type":
-            params["CONTENT_TYPE"] = v
-        else:
-            params["HTTP_" + k.upper().replace("-", "_")] = v
-    for k, v in (params_override or {}).items():
-        if v is None:
-            params.pop(k, None)
-        else:
-            params[k] = v
-    rid = 1
-    msg = _fcgi_record(FCGI_BEGIN_REQUEST, rid, struct.pack("!HB5x", 1, 0))
-    msg += _fcgi_record(FCGI_PARAMS, rid, b"".join(_fcgi_nv(k, v) for k, v in params.items()))
-    msg += _fcgi_record(FCGI_PARAMS, rid)
-    if body:
-        msg += _fcgi_record(FCGI_STDIN, rid, body)
-    msg += _fcgi_record(FCGI_STDIN, rid)
-    t0 = time.monotonic()
-    s = connected_sock
-    if s is None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        s.connect(sock_path)
-    try:
-        s.settimeout(timeout)
-        s.sendall(msg)
-        buf = b""
-        stdout, stderr = b"", b""
-        ended = False
-        while not ended:
-            c = s.recv(65536)
-            if not c:
-                break
-            buf += c
-            while len(buf) >= 8:
-                _v, rtype, _id, clen, pad, _r = struct.unpack("!BBHHBB", buf[:8])
-                if len(buf) < 8 + clen + pad:
-                    break
-                content = buf[8:8 + clen]
-                buf = buf[8 + clen + pad:]
-                if rtype == FCGI_STDOUT:
-                    stdout += content
-                elif rtype == FCGI_STDERR:
-                    stderr += content
-                elif rtype == FCGI_END_REQUEST:
-                    ended = True
-    finally:
-        s.close()
-    if not ended:
-        raise Failure(f"FastCGI: connection closed without END_REQUEST (stdout {stdout[:200]!r})")
-    head, sep, rbody = stdout.partition(b"\r\n\r\n")
-    if not sep:
-        head, sep, rbody = stdout.partition(b"\n\n")
-    status, reason, hdrs = 200, "OK", []
-    for ln in head.decode("latin-1").splitlines():
-        k, _, v = ln.partition(":")
-        k, v = k.strip(), v.strip()
-        if k.lower() == "status":
-            st, _, reason = v.partition(" ")
-            status = int(st)
-        else:
-            hdrs.append((k, v))
-    return Response(status, reason, hdrs, rbody, time.monotonic() - t0)
+def check_retry_after(t, r, what):
+    """Retry-After in whole seconds, at least 1; returns it."""
+    ra = r.header("Retry-After")
+    t.check(ra is not None and ra.isdigit() and int(ra) >= 1, f"{what}: Retry-After {ra!r}")
+    return int(ra)
+
+
+def check_401(t, r, what):
+    """An unauthorized problem with WWW-Authenticate: Bearer realm="bulwark"
+    and no rate-limit headers (nothing was counted against a key)."""
+    p = check_problem(t, r, 401, "unauthorized", what)
+    wa = r.header("WWW-Authenticate")
+    t.check(wa is not None and re.match(r'Bearer(\s|$)', wa) and 'realm="bulwark"' in wa,
+            f"{what}: WWW-Authenticate {wa!r}, want Bearer realm=\"bulwark\"")
+    t.check(r.header("RateLimit") is None and r.header("RateLimit-Policy") is None,
+            f"{what}: rate-limit headers on an unauthenticated answer")
+    return p
+
+
+def check_429(t, r, policy, what):
+    """A rate_limited problem naming the violated policy, with
+    retry_after_ms and Retry-After = retry_after_ms rounded up to seconds;
+    returns (problem, Retry-After)."""
+    p = check_problem(t, r, 429, "rate_limited", what)
+    t.eq(p.get("policy"), policy, f"{what}: violated policy")
+    ms = p.get("retry_after_ms")
+    t.check(isinstance(ms, int) and ms > 0, f"{what}: retry_after_ms {ms!r}")
+    ra = check_retry_after(t, r, what)
+    t.eq(ra, max(1, math.ceil(ms / 1000)), f"{what}: Retry-After = retry_after_ms rounded up to seconds")
+    return p, ra
+
+
+def check_503(t, r, what):
+    """A dependency_unavailable problem with Retry-After."""
+    p = check_problem(t, r, 503, "dependency_unavailable", what)
+    check_retry_after(t, r, what)
+    return p
+
+
+def fresh_ip():
+    """A loopback address of its own (127.x.y.z): nginx passes it as
+    REMOTE_ADDR, so the per-address bucket of one test never leaks into
+    another."""
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+def whoami(t, key=None, headers=None, source=None):
+    """GET /v1/whoami with key's Authorization (and headers)."""
+    h = dict(headers or {})
+    if key is not None:
+        h.update(key.auth())
+    return t.get("/v1/whoami", headers=h, source=source)
 
 
 # ---------------------------------------------------------------------------
-# Redis (RESP2), enough to drive the function library and inspect keys
+# the stack
 
-class RedisError(Exception):
-    pass
-
-
-class RedisClient:
-    """One connection to "host:port" (or a unix socket path).  call() returns
-    str / int / list / None, and raises RedisError on an error reply."""
-
-    def __init__(self, addr, timeout=5.0):
-        if addr.startswith("/"):
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(timeout)
-            self.sock.connect(addr)
-        else:
-            host, _, port = addr.rpartition(":")
-            self.sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout)
-        self.f = self.sock.makefile("rb")
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.f.close()
-            self.sock.close()
-
-    def call(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
-        return self._read()
-
-    def _read(self):
-        line = self.f.readline()
-        if not line.endswith(b"\r\n"):
-            raise RedisError(f"connection closed mid-reply ({line!r})")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise RedisError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.f.read(n + 2)
-            return data[:-2].decode("utf-8", "replace")
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise RedisError(f"unexpected reply {line!r}")
-
-    def scan(self, match):
-        cursor, keys = "0", []
-        while True:
-            cursor, batch = self.call("SCAN", cursor, "MATCH", match, "COUNT", 1000)
-            keys.extend(batch)
-            if cursor == "0":
-                return keys
-
-
-# ---------------------------------------------------------------------------
-# sd_notify receiver
-
-class NotifySocket:
-    """An AF_UNIX datagram socket like systemd's notify socket.  Collects
-    (time, sender_pid, {key: value}) tuples in a background thread."""
-
-    def __init__(self, path):
-        self.path = path
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.bind(path)
-        self.sock.settimeout(0.2)
-        self.messages = []
-        self.lock = threading.Lock()
-        self.closed = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        credsize = struct.calcsize("3i")
-        while not self.closed:
-            try:
-                data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(credsize))
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            pid = None
-            for level, typ, cdata in anc:
-                if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
-                    pid, _uid, _gid = struct.unpack("3i", cdata[:credsize])
-            kv = {}
-            for line in data.decode("utf-8", "replace").split("\n"):
-                if "=" in line:
-                    k, _, v = line.partition("=")
-                    kv[k] = v
-            with self.lock:
-                self.messages.append((time.monotonic(), pid, kv))
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.messages)
-
-    def wait_for(self, key, value=None, timeout=10.0, after=0):
-        """Waits for a message (index >= after) carrying key (=value)."""
-        def find():
-            msgs = self.snapshot()
-            for i, (_t, _pid, kv) in enumerate(msgs):
-                if i >= after and key in kv and (value is None or kv[key] == value):
-                    return (i, msgs[i])
-            return None
-        return wait_until(find, timeout, what=f"sd_notify {key}={value or '*'}")
-
-    def close(self):
-        self.closed = True
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        self.thread.join(1)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-
-
-# ---------------------------------------------------------------------------
-# Prometheus text
-
-METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """Returns (samples, types): samples = [(name, {labels}, float)]."""
-    samples, types = [], {}
-    for ln in text.splitlines():
-        if not ln.strip():
-            continue
-        if ln.startswith("#"):
-            p = ln.split()
-            if len(p) >= 4 and p[1] == "TYPE":
-                types[p[2]] = p[3]
-            continue
-        m = METRIC_LINE.match(ln)
-        if not m:
-            raise Failure(f"malformed metrics line: {ln!r}")
-        labels = dict(LABEL.findall(m.group(3) or ""))
-        v = m.group(4)
+def service_answers(service):
+    """Whether a stack service answers: PostgreSQL a query, Redis PING,
+    MongoDB a connection, nginx an HTTP request."""
+    if service == "pg":
+        psql = os.path.join(env("BW_PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
+        r = subprocess.run([psql, env("BULWARK_POSTGRES_OWNER"), "-XAtqc", "SELECT 1"], capture_output=True,
+                           text=True, timeout=5)
+        return r.returncode == 0 and r.stdout.strip() == "1"
+    if service in ("redis", "redis_cache"):
+        c = RedisClient(env("BULWARK_REDIS" if service == "redis" else "BULWARK_REDIS_CACHE"), timeout=2)
         try:
-            val = float(v)
-        except ValueError:
-            raise Failure(f"malformed metrics value: {ln!r}") from None
-        samples.append((m.group(1), labels, val))
-    return samples, types
-
-
-def metric_sum(samples, name, **labels):
-    return sum(v for n, lab, v in samples
-               if n == name and all(lab.get(k) == val for k, val in labels.items()))
-
-
-# ---------------------------------------------------------------------------
-# /proc helpers
-
-def proc_stat(pid):
-    """(state, ppid, pgrp) of a process or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return None
-    rest = s[s.rfind(")") + 2:].split()
-    return rest[0], int(rest[1]), int(rest[2])
-
-
-def children_of(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = proc_stat(int(d))
-            if st and st[1] == pid and st[0] != "Z":
-                out.append(int(d))
-    return sorted(out)
-
-
-def group_members(pgid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = proc_stat(int(d))
-            if st and st[2] == pgid and st[0] != "Z":
-                out.append(int(d))
-    return out
-
-
-def pid_alive(pid):
-    st = proc_stat(pid)
-    return st is not None and st[0] != "Z"
+            return c.call("PING") == "PONG"
+        finally:
+            c.close()
+    if service == "mongo":
+        u = urllib.parse.urlsplit(env("BULWARK_MONGO"))
+        socket.create_connection((u.hostname, u.port or 27017), 2).close()
+        return True
+    if service == "nginx":
+        http_request(env("BW_URL"), "GET", "/healthz", timeout=2)
+        return True
+    raise ValueError(f"unknown service {service!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -817,10 +447,12 @@ class Bulwark:
         return " | ".join(lines[-n:])[:1500]
 
     def log_lines(self, path=None):
-        """Parsed JSON lines of the log file (or stderr when log_file is empty)."""
-        paths = [path] if path else ([self.log_file] if self.log_file else [self.stderr_path])
-        if path is None and self.log_file:
-            paths.append(self.stderr_path)
+        """Parsed JSON lines of the log file (or stderr when log_file is
+        empty); path: another file, or a list of files."""
+        if path is None:
+            paths = [self.log_file, self.stderr_path] if self.log_file else [self.stderr_path]
+        else:
+            paths = [path] if isinstance(path, str) else list(path)
         out = []
         for p in paths:
             try:
@@ -834,9 +466,19 @@ class Bulwark:
                 pass
         return out
 
-    def wait_log(self, pred, timeout=3.0, what="log line", path=None):
+    def wait_log(self, pred, timeout=3.0, what=None, path=None):
+        """Waits for a log line (see log_lines for path) and returns it.
+        pred: a function of the parsed line, or a request id (str): the
+        access line of that request, which a worker writes after the
+        response has gone out."""
+        if isinstance(pred, str):
+            rid = pred
+            what = what or f"access log line for request {rid}"
+
+            def pred(x):
+                return x.get("type") == "access" and x.get("request_id") == rid
         return wait_until(lambda: next((x for x in self.log_lines(path) if pred(x)), None),
-                          timeout, 0.05, what)
+                          timeout, 0.05, what or "log line")
 
     # -- status socket -----------------------------------------------------
     def status(self, timeout=3.0):
@@ -852,6 +494,37 @@ class Bulwark:
         if r.status != 200:
             raise Failure(f"/metrics answered {r.status}: {r.text[:200]}")
         return parse_metrics(r.text)[0]
+
+    def wait_status(self, pred, timeout=3.0, what="a state in /status"):
+        """Waits until pred(/status) is true; returns that status."""
+        return wait_until(lambda: (lambda s: s if pred(s) else None)(self.status()), timeout, 0.02, what)
+
+    @staticmethod
+    def in_phase(st, phase):
+        """The processes of a status whose scoreboard phase is `phase`."""
+        return [p for p in st.get("processes", []) if p.get("pid") and p.get("phase") == phase]
+
+    def wait_phase(self, phase, n=1, timeout=3.0):
+        """Waits until at least n workers are in this phase (e.g. "sleep":
+        the test route's handler runs; the route alone is published
+        before auth and the body read); returns the status."""
+        return self.wait_status(lambda s: len(self.in_phase(s, phase)) >= n, timeout,
+                                f"{n} worker(s) in phase {phase!r}")
+
+    def wait_queue_depth(self, n=1, timeout=3.0):
+        """Waits until at least n connections wait in the listen queue
+        (accepted by the kernel, no worker free); returns the status."""
+        return self.wait_status(lambda s: s["listen_queue"]["depth"] >= n, timeout,
+                                f"listen_queue.depth >= {n}")
+
+    def wait_idle(self, n=None, timeout=3.0):
+        """Waits until no worker is busy and n (default: every configured
+        worker) are idle, i.e. back in their wait for a connection;
+        returns the status."""
+        def idle(s):
+            w = s["workers"]
+            return w["busy"] == 0 and w["idle"] == (n if n is not None else s["workers_configured"])
+        return self.wait_status(idle, timeout, f"{n or 'every'} worker(s) idle")
 
     def worker_pids(self, st=None):
         st = st or self.status()
@@ -872,50 +545,53 @@ class Bulwark:
         return wait_until(ok, timeout, 0.05, f"{n or 'configured'} workers ready")
 
 
-def socket_is_live(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(1)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 # ---------------------------------------------------------------------------
 # load generator
 
 class Hammer:
-    """Threads sending GETs in a loop until stopped (bounded by max_seconds)."""
+    """Threads calling action() in a loop until stopped (at most max_seconds
+    each), `pause` seconds between calls of one thread.  action() returns
+    (ok, why) or raises (a failure); every call is kept in samples as
+    (start, latency, ok, why)."""
 
-    def __init__(self, harness, path="/healthz", threads=4, max_seconds=60.0, timeout=10.0):
-        self.h = harness
-        self.path = path
+    def __init__(self, action, threads=4, max_seconds=60.0, pause=0.0, join_timeout=12.0):
+        self.action = action
         self.n = threads
         self.max_seconds = max_seconds
-        self.timeout = timeout
-        self.ok = 0
-        self.failures = []
+        self.pause = pause
+        self.join_timeout = join_timeout
+        self.samples = []
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
         self.threads = []
 
+    @property
+    def ok(self):
+        with self.lock:
+            return sum(1 for s in self.samples if s[2])
+
+    @property
+    def failures(self):
+        with self.lock:
+            return [s[3] for s in self.samples if not s[2]]
+
+    def wait_ok(self, n, timeout=10.0):
+        """Waits until n calls in all have succeeded."""
+        wait_until(lambda: self.ok >= n, timeout, 0.02, f"{n} successful calls of the load generator "
+                   f"(failures: {self.failures[:3]})")
+
     def _run(self):
         end = time.monotonic() + self.max_seconds
         while not self.stop_ev.is_set() and time.monotonic() < end:
+            t0 = time.monotonic()
             try:
-                r = self.h.http("GET", self.path, timeout=self.timeout)
-                good = r.status == 200
-                why = f"{r.status} {r.text[:120]}"
-            except Exception as e:  # noqa: BLE001
+                good, why = self.action()
+            except Exception as e:  # noqa: BLE001 - kept as a failed sample
                 good, why = False, repr(e)
             with self.lock:
-                if good:
-                    self.ok += 1
-                else:
-                    self.failures.append(why)
+                self.samples.append((t0, time.monotonic() - t0, good, why))
+            if self.pause:
+                self.stop_ev.wait(self.pause)
 
     def __enter__(self):
         for _ in range(self.n):
@@ -927,7 +603,7 @@ class Hammer:
     def stop(self):
         self.stop_ev.set()
         for th in self.threads:
-            th.join(self.timeout + 2)
+            th.join(self.join_timeout)
 
     def __exit__(self, *exc):
         self.stop()
@@ -942,7 +618,15 @@ class Harness:
         self.err = verbose_stream
         base = env("BW_IT_DIR") or (os.path.join(env("BW_STACK_DIR"), "it") if env("BW_STACK_DIR")
                                     else "/tmp/bwit-harness")
-        self.run_dir = os.path.join(base, time.strftime("%H%M%S") + f"-{os.getpid()}")
+        self.run_id = time.strftime("%H%M%S") + f"-{os.getpid()}"
+        self.run_dir = os.path.join(base, self.run_id)
+        # random is seeded per test from this and the test's name (Context),
+        # so one test replays alone (BW_IT_SEED=N and a filter) as in the run
+        seed = env("BW_IT_SEED") or str(zlib.crc32(self.run_id.encode()))
+        if not seed.isdigit():
+            raise SystemExit(f"BW_IT_SEED={seed!r}: want a number (the seed a run printed)")
+        self.seed = int(seed)
+        self.time_mult = TIME_MULT
         os.makedirs(self.run_dir, exist_ok=True)
         self.counter = 0
         self.shared = None  # Bulwark on the stack socket reused across tests of one file
@@ -1065,6 +749,16 @@ class ApiKey:
         return f"<key {self.key_id} of {self.tenant_id}>"
 
 
+class Outage:
+    """What t.outage() yields: the service and when (time.monotonic()) it
+    went down and answered again."""
+
+    def __init__(self, service):
+        self.service = service
+        self.down = None
+        self.back = None
+
+
 class Context:
     """What a test function receives."""
 
@@ -1075,6 +769,8 @@ class Context:
         self.private = []  # instances to stop at the end of the test
         self.cleanups = []
         self._tmp = None
+        self.settings = {}  # SETTINGS of the test's file (run.py): shared_bulwark()'s
+        random.seed(f"{harness.seed}:{name}")
 
     # -- assertions ----------------------------------------------------------
     @staticmethod
@@ -1096,6 +792,7 @@ class Context:
         raise Skip(msg)
 
     wait_until = staticmethod(wait_until)
+    scaled = staticmethod(scaled)
 
     # -- environment -----------------------------------------------------------
     def tmpdir(self):
@@ -1115,6 +812,35 @@ class Context:
     def get(self, path, headers=None, timeout=10.0, source=None):
         return self.h.http("GET", path, None, headers, timeout, source)
 
+    # -- /readyz ---------------------------------------------------------------
+    def readyz(self):
+        """GET /readyz, which answers 200 or 503 (anything else fails)."""
+        r = self.get("/readyz", timeout=10)
+        self.check(r.status in (200, 503), f"/readyz answered {r.status}: {r.text[:200]!r}")
+        return r
+
+    def wait_ready(self, dep=None, n=6, timeout=10.0):
+        """Waits until n answers of /readyz in a row are 200 with dep (a
+        check's name; None: just 200) up; n, so that every worker has seen
+        the store again.  Returns the last answer."""
+        def ready():
+            for _ in range(n):
+                r = self.readyz()
+                if r.status != 200 or (dep is not None and r.json()["checks"][dep]["status"] != "up"):
+                    return None
+            return r
+        return wait_until(ready, timeout, 0.1, f"/readyz 200 with {dep or 'every store'} up ({n} in a row)")
+
+    def wait_down(self, dep, status=None, timeout=5.0):
+        """Waits until /readyz reports dep down (with this HTTP status, when
+        given); returns that answer."""
+        def down():
+            r = self.readyz()
+            if r.json().get("checks", {}).get(dep, {}).get("status") == "down" and status in (None, r.status):
+                return r
+            return None
+        return wait_until(down, timeout, 0.1, f"/readyz to report {dep} down")
+
     def redis(self, role="redis"):
         """A RESP client to the stack's Redis (role "redis" or "redis_cache"),
         closed at the end of the test."""
@@ -1128,8 +854,40 @@ class Context:
     def stack(self, action, service):
         return self.h.stack(action, service)
 
-    def hammer(self, path="/healthz", threads=4, max_seconds=60.0):
-        return Hammer(self.h, path, threads, max_seconds)
+    @contextlib.contextmanager
+    def outage(self, service, how="kill"):
+        """A stack service down for the body of a with block: `stack.sh
+        kill` (a crash) or `stop` (graceful).  On the way out, also when
+        the body failed, `stack.sh start` and a wait until the service
+        answers; the yielded Outage's `back` is when it answered."""
+        if how not in ("kill", "stop"):
+            raise ValueError(f"outage {service}: how={how!r}, want kill or stop")
+        o = Outage(service)
+        self.stack(how, service)
+        o.down = time.monotonic()
+        # the last resort of a test stopped while it brought the service back
+        self.defer(lambda: o.back is None and self.stack("start", service))
+        try:
+            yield o
+        except BaseException:
+            try:
+                self._bring_back(o)
+            except Exception as e:  # noqa: BLE001 - the body's failure is the one to report
+                self.h.note(f"{service} did not come back after the failed test: {e}")
+            raise
+        self._bring_back(o)
+
+    def _bring_back(self, o):
+        self.stack("start", o.service)
+        wait_until(lambda: service_answers(o.service), 10.0, 0.1, f"{o.service} to answer after stack.sh start")
+        o.back = time.monotonic()
+
+    def hammer(self, path="/healthz", threads=4, max_seconds=60.0, timeout=10.0):
+        """A Hammer of GET path through nginx (ok: status 200)."""
+        def get():
+            r = self.h.http("GET", path, timeout=timeout)
+            return r.status == 200, f"{r.status} {r.text[:120]}"
+        return Hammer(get, threads, max_seconds, join_timeout=timeout + 2)
 
     # -- API keys (the tenant / key commands) ----------------------------------
     def cli(self, args, env_extra=None, timeout=20):
@@ -1174,6 +932,10 @@ class Context:
         return ns
 
     # -- daemons ---------------------------------------------------------------
+    def shared_bulwark(self, **over):
+        """The test file's shared daemon: the file's SETTINGS (+ over)."""
+        return self.bulwark(shared=True, **dict(self.settings, **over))
+
     def bulwark(self, shared=False, env_overrides=None, via_env=False, extra_env=None,
                 own_sockets=False, wait=None, start_timeout=20.0, launcher=None, **settings):
         """Starts a daemon with base_config() + settings (None removes a key).

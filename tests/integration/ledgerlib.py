@@ -1,6 +1,6 @@
 """Helpers of the ledger tests (test_ledger*.py): a small API client for one
-key, psql as the schema owner or as bulwark_app, problem checks, the
-"nothing written" snapshot and the ledger invariants checked in SQL.
+key, psql as the schema owner or as bulwark_app, the "nothing written"
+snapshot and the ledger invariants checked in SQL.
 
 Every helper takes the test context `t`; nothing here starts a daemon."""
 
@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from harness import Failure, check_problem, env  # noqa: F401 (check_problem: for the ledger tests)
+from base import Failure, env
 
 # Tenants of the ledger tests get a limit no test reaches.
 GENEROUS = dict(rate=100000, burst=100000)
@@ -60,16 +60,6 @@ def psql_json(t, sql, *params):
     if len(rows) != 1:
         raise Failure(f"psql: want one row, got {rows[:5]}")
     return json.loads(rows[0])
-
-
-# ---------------------------------------------------------------------------
-# problems
-
-def check_503(t, r, what):
-    p = check_problem(t, r, 503, "dependency_unavailable", what)
-    ra = r.header("Retry-After")
-    t.check(ra is not None and ra.isdigit() and int(ra) >= 1, f"{what}: 503 Retry-After {ra!r}")
-    return p
 
 
 # ---------------------------------------------------------------------------

@@ -65,6 +65,7 @@ def one_line(s):
 def run_test(h, modname, fn):
     ctx = harness.Context(h, fn.__name__)
     ctx.module = modname
+    ctx.settings = fn.__globals__.get("SETTINGS", {})
     status, reason = "PASS", ""
     t0 = time.monotonic()
     old = signal.signal(signal.SIGALRM, _alarm)
@@ -115,6 +116,7 @@ def main(argv):
     h = harness.Harness(sys.stderr)
     harness.ALL_HARNESSES.append(h)
     h.say(f"bulwark integration tests; logs under {h.run_dir}")
+    h.say(f"seed {h.seed} (BW_IT_SEED={h.seed} replays it); time bounds x{h.time_mult:g} (BW_IT_TIME_MULT)")
     mods = discover(filter_)
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     t_all = time.monotonic()

@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 
+from clients import fcgi_request
+
 EX_CONFIG = 78
 
 # Every key of the contract with a valid value (postgres carries '=' signs).
@@ -295,7 +297,6 @@ def test_env_only_daemon(t):
     st = b.wait_workers(timeout=10)
     t.eq(st["workers_configured"], 3, "workers_configured from BULWARK_WORKERS")
     t.check(b.proc.args[-1] == "serve", f"started with a config file: {b.proc.args}")
-    from harness import fcgi_request
     r = fcgi_request(b.listen, "GET", "/healthz")
     t.eq(r.status, 200, "healthz of an env-only daemon")
     r = fcgi_request(b.listen, "POST", "/test/echo", body="x" * (64 * 1024 + 1),

@@ -12,16 +12,13 @@ import threading
 import uuid
 from pathlib import Path
 
-from ledgerlib import (MAX_AMOUNT, Client, check_invariants, check_problem, db_state, idem,
+from harness import check_problem
+from ledgerlib import (MAX_AMOUNT, Client, check_invariants, db_state, idem,
                        new_key, new_tenant, psql)
 
 SETTINGS = dict(workers=4)
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
-
-
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
 
 
 def cursor(text):
@@ -42,7 +39,7 @@ def funded(t, c, currency="USD", amount=1000):
 # accounts
 
 def test_ledger_account_create_and_get(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     r = c.req("POST", "/v1/accounts", {"name": "Main wallet", "currency": "EUR"})
     t.eq(r.status, 201, f"POST /v1/accounts ({r.text[:300]!r})")
@@ -69,7 +66,7 @@ def test_ledger_account_create_and_get(t):
 
 
 def test_ledger_account_validation(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     c.create_account("first", "USD")
     before = db_state(t, c.tenant_id)
@@ -109,7 +106,7 @@ def test_ledger_account_validation(t):
 
 
 def test_ledger_account_not_found(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     other = Client(t, new_tenant(t))
     theirs = other.create_account("theirs", "USD")
@@ -125,7 +122,7 @@ def test_ledger_account_not_found(t):
 # transfers
 
 def test_ledger_transfer_shape_and_entries(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank = c.create_account("bank", "USD", allow_negative=True)
     alice = c.create_account("alice", "USD")
@@ -181,7 +178,7 @@ def test_ledger_transfer_text_is_data(t):
     """Memo and Idempotency-Key reach PostgreSQL as data whatever they hold
     (quotes, backslashes, SQL): stored and echoed exactly, replayed by the
     same key, never run."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, alice = funded(t, c, "USD", 100)
     memos = ["it's", "back\\slash \\' \\\\", "'); DELETE FROM accounts; --", "E'\\x41' $$ $q$ ''",
@@ -236,7 +233,7 @@ def test_ledger_transfer_survives_function_redefinition(t):
 def test_ledger_transfer_ids_are_canonical(t):
     """Account ids in capitals are the same accounts; the 201 names them as
     every later read does (one spelling of an id per resource)."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, alice = funded(t, c)
     r = c.transfer(bank["id"].upper(), alice["id"].upper(), 5)
@@ -248,7 +245,7 @@ def test_ledger_transfer_ids_are_canonical(t):
 
 
 def test_ledger_transfer_not_found(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     other = Client(t, new_tenant(t))
     a, b = other.create_account("a", "USD", allow_negative=True), other.create_account("b", "USD")
@@ -263,7 +260,7 @@ def test_ledger_transfer_errors_write_nothing(t):
     """Every refusal of POST /v1/transfers: its status and code, and nothing
     written — balances, versions, transfers and entries unchanged in
     PostgreSQL (as the owner) and through the API."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     other = Client(t, new_tenant(t))
     foreign = other.create_account("foreign", "USD", allow_negative=True)
@@ -368,7 +365,7 @@ def test_ledger_transfer_amount_must_be_a_json_integer(t):
     integer too large for int64 is refused (libbson must not wrap it
     around), and MongoDB extended JSON ({"$numberLong": "5"}, which
     libbson's parser understands) is an object, not an integer."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, alice = funded(t, c)
     x = c.create_account("x", "USD", allow_negative=True)
@@ -391,7 +388,7 @@ def test_ledger_transfer_amount_must_be_a_json_integer(t):
 
 
 def test_ledger_scopes(t):
-    _b(t)
+    t.shared_bulwark()
     ten = new_tenant(t)
     full = Client(t, ten)
     reader = Client(t, new_key(t, ten.tenant_id, scopes="ledger:read"))
@@ -422,7 +419,7 @@ def test_ledger_scopes(t):
 # pagination
 
 def test_ledger_accounts_pagination(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     created, lock, errors = [], threading.Lock(), []
 
@@ -468,7 +465,7 @@ def test_ledger_entries_pagination(t):
     """Newest first across pages — also where entry ids gain a digit (the
     identity is moved just below the next power of ten first, as any
     ledger eventually gets there: 99 → 100, 999 → 1000)."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank = c.create_account("bank", "USD", allow_negative=True)
     acct = c.create_account("acct", "USD")
@@ -505,7 +502,7 @@ def test_ledger_entries_pagination(t):
 def test_ledger_entries_cursor_out_of_range(t):
     """A cursor whose entry id does not fit a bigint is not a cursor of this
     list: 400, never 500."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     acct = c.create_account("acct", "USD")
     for key in ("99999999999999999999", "9223372036854775808"):
@@ -520,7 +517,7 @@ def test_ledger_entries_cursor_out_of_range(t):
 
 def test_ledger_cross_tenant_matrix(t):
     """Tenant B's key against tenant A's ids, on every ledger route."""
-    _b(t)
+    t.shared_bulwark()
     A, B = Client(t, new_tenant(t)), Client(t, new_tenant(t))
     a_bank, a1 = funded(t, A, "USD", 500)
     a2 = A.create_account("a2", "USD")
@@ -577,7 +574,7 @@ def test_ledger_rls_database_level(t):
     bulwark_app, a query with no tenant filter at all sees only the tenant
     set with set_config(…, true); with none set it sees nothing;
     bulwark_app owns nothing and cannot change or delete entries."""
-    _b(t)
+    t.shared_bulwark()
     A, B = Client(t, new_tenant(t)), Client(t, new_tenant(t))
     for c in (A, B):
         bank, acct = funded(t, c, "USD", 10)

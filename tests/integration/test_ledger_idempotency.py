@@ -8,14 +8,11 @@ API key; a 429 is not stored; expired records are cleaned up."""
 import json
 import time
 
-from ledgerlib import (Client, check_invariants, check_problem, db_state, idem, new_key, new_tenant,
+from harness import check_problem
+from ledgerlib import (Client, check_invariants, db_state, idem, new_key, new_tenant,
                        psql, together, transfers_by_memo)
 
 SETTINGS = dict(workers=4)
-
-
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
 
 
 def setup(t, c, amount=1000):
@@ -34,7 +31,7 @@ def check_replay(t, first, again, what):
 
 
 def test_ledger_idem_replay_is_byte_identical(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, alice, bob = setup(t, c)
     body = {"from_account": alice, "to_account": bob, "amount": 250, "currency": "USD",
@@ -66,7 +63,7 @@ def test_ledger_idem_replay_is_byte_identical(t):
 
 
 def test_ledger_idem_accounts(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     body = {"name": "idempotent", "currency": "GBP"}
     k = idem()
@@ -93,7 +90,7 @@ def test_ledger_idem_accounts(t):
 def test_ledger_idem_stored_refusals_replay(t):
     """A refusal is a final outcome: stored and replayed, even once the
     request would succeed (a new key is needed for that)."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, alice, bob = setup(t, c, 100)
     cases = [
@@ -117,7 +114,7 @@ def test_ledger_idem_stored_refusals_replay(t):
 
 
 def test_ledger_idem_reuse_with_another_body(t):
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, alice, bob = setup(t, c)
     k = idem()
@@ -144,7 +141,7 @@ def test_ledger_idem_reuse_with_another_body(t):
 
 
 def test_ledger_idem_scoped_to_tenant_and_key(t):
-    _b(t)
+    t.shared_bulwark()
     ten = new_tenant(t)
     c1 = Client(t, ten)
     c2 = Client(t, new_key(t, ten.tenant_id))
@@ -173,7 +170,7 @@ def test_ledger_idem_in_flight(t):
     """20 identical requests at once, five rounds: exactly one transfer per
     round; every answer is the 201 (first or replayed, same body) or 409
     idempotency_key_in_flight."""
-    _b(t)
+    t.shared_bulwark()
     c = Client(t, new_tenant(t))
     bank, alice, bob = setup(t, c, 10**6)
     memos, seen = [], {}
@@ -208,7 +205,7 @@ def test_ledger_idem_in_flight(t):
 def test_ledger_idem_429_is_not_stored(t):
     """A request refused by the rate limit never reached the handler: the
     same key afterwards runs the transfer."""
-    _b(t)
+    t.shared_bulwark()
     ten = new_tenant(t)
     c = Client(t, ten)
     bank, alice, bob = setup(t, c)
@@ -218,7 +215,7 @@ def test_ledger_idem_429_is_not_stored(t):
     r = slow.transfer(alice, bob, 5, idem_key=k)
     check_problem(t, r, 429, "rate_limited", "the slow key's second request")
     t.eq(c.balance(bob), 0, "nothing transferred by a 429")
-    time.sleep(float(r.header("Retry-After", "1")) + 0.1)
+    time.sleep(float(r.header("Retry-After", "1")) + 0.1)  # the input: the client waits out the 429
     r2 = slow.transfer(alice, bob, 5, idem_key=k)
     t.eq(r2.status, 201, f"the same key after the 429 ({r2.text[:200]!r})")
     t.check(r2.header("Idempotent-Replayed") is None, "a 429 was replayed")

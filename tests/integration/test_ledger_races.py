@@ -12,14 +12,11 @@ import random
 import threading
 import time
 
-from ledgerlib import (Client, check_503, check_invariants, db_balances, median, new_tenant, psql,
-                       transfers_by_memo, wait_pg_back)
+from harness import check_503
+from ledgerlib import (Client, check_invariants, db_balances, median, new_tenant, psql, transfers_by_memo,
+                       wait_pg_back)
 
 SETTINGS = dict(workers=6)
-
-
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
 
 
 def expected_balances(seed, bodies):
@@ -36,8 +33,8 @@ def expected_balances(seed, bodies):
 
 
 def test_ledger_concurrent_random_transfers(t):
-    _b(t)
-    rng = random.Random()
+    t.shared_bulwark()
+    rng = random.Random(random.getrandbits(64))  # replayable: random is seeded per test
     tenants = []
     for n in range(3):
         c = Client(t, new_tenant(t))
@@ -133,7 +130,7 @@ def test_ledger_concurrent_random_transfers(t):
 
 
 def test_ledger_postgres_killed_during_transfers(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     c = Client(t, new_tenant(t))
     accts = [c.create_account(f"n{i}", "USD", allow_negative=True)["id"] for i in range(4)]
     pids0 = b.worker_pids(b.wait_workers())
@@ -155,47 +152,44 @@ def test_ledger_postgres_killed_during_transfers(t):
             with lock:
                 sent.append(item)
             if item[2] != 201:
-                time.sleep(0.1)
-    restarted = {"done": False}
-
-    def restore():
-        if not restarted["done"]:
-            t.stack("start", "pg")
-    t.defer(restore)
+                time.sleep(0.1)  # a client's back-off after a refusal
     ths = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(8)]
     for th in ths:
         th.start()
-    time.sleep(1.0)
+    t.wait_until(lambda: sum(1 for it in list(sent) if it[2] == 201) >= 20, 10.0, 0.02,
+                 "20 transfers before the kill")
     n_before = len(sent)
-    t.stack("kill", "pg")
-    t_kill = time.monotonic()
-    time.sleep(1.0)
-    stop.set()
-    for th in ths:
-        th.join(30)
-    t.check(not any(th.is_alive() for th in ths), "writers stuck after PostgreSQL was killed")
-    t.h.note(f"{n_before} transfers before the kill, {len(sent)} in all; writers stopped "
-             f"{time.monotonic() - t_kill:.2f}s after it")
-    # PostgreSQL down: 503 + Retry-After, fast once the breakers are open
-    for _ in range(12):  # every worker sees the outage
-        check_503(t, c.req("GET", f"/v1/accounts/{accts[0]}"), "GET account with PostgreSQL down")
-    lat = []
-    for _ in range(20):
-        r = c.req("GET", f"/v1/accounts/{accts[0]}")
-        check_503(t, r, "GET account with PostgreSQL down, breaker open")
-        lat.append(r.elapsed)
-    r = c.transfer(accts[0], accts[1], 1)
-    check_503(t, r, "POST /v1/transfers with PostgreSQL down")
-    sent.append((r.idem_key, None, 503, r.body, None))
-    t.h.note(f"503 latency with the breaker open: median {median(lat) * 1000:.1f} ms, max {max(lat) * 1000:.1f} ms")
-    t.check(median(lat) < 0.100, f"median latency of a 503 with the breaker open: {median(lat) * 1000:.1f} ms")
-    t.check(max(lat) < 2.0, f"a 503 took {max(lat):.2f}s with PostgreSQL down")
+    with t.outage("pg", how="kill") as pg:
+        n_kill = len(sent)
+        # the writers meet the outage: as many 503s as there are writers
+        t.wait_until(lambda: sum(1 for it in list(sent[n_kill:]) if it[2] == 503) >= len(ths), 10.0, 0.02,
+                     f"{len(ths)} answers 503 after the kill")
+        stop.set()
+        for th in ths:
+            th.join(30)
+        t.check(not any(th.is_alive() for th in ths), "writers stuck after PostgreSQL was killed")
+        t.h.note(f"{n_before} transfers before the kill, {len(sent)} in all; writers stopped "
+                 f"{time.monotonic() - pg.down:.2f}s after it")
+        # PostgreSQL down: 503 + Retry-After, fast once the breakers are open
+        for _ in range(12):  # every worker sees the outage
+            check_503(t, c.req("GET", f"/v1/accounts/{accts[0]}"), "GET account with PostgreSQL down")
+        lat = []
+        for _ in range(20):
+            r = c.req("GET", f"/v1/accounts/{accts[0]}")
+            check_503(t, r, "GET account with PostgreSQL down, breaker open")
+            lat.append(r.elapsed)
+        r = c.transfer(accts[0], accts[1], 1)
+        check_503(t, r, "POST /v1/transfers with PostgreSQL down")
+        sent.append((r.idem_key, None, 503, r.body, None))
+        t.h.note(f"503 latency with the breaker open: median {median(lat) * 1000:.1f} ms, "
+                 f"max {max(lat) * 1000:.1f} ms")
+        t.check(median(lat) < t.scaled(0.100),
+                f"median latency of a 503 with the breaker open: {median(lat) * 1000:.1f} ms")
+        t.check(max(lat) < t.scaled(2.0), f"a 503 took {max(lat):.2f}s with PostgreSQL down")
     # back: requests succeed again within about a second, bulwark not restarted
-    t.stack("start", "pg")
-    restarted["done"] = True
-    t_up = time.monotonic()
+    t_up = pg.back
     first_ok, streak, steady = None, 0, None
-    while time.monotonic() - t_up < 10 and steady is None:
+    while time.monotonic() - t_up < t.scaled(10) and steady is None:
         r = c.req("GET", f"/v1/accounts/{accts[0]}")
         t.check(r.status in (200, 503), f"while PostgreSQL restarts: {r.status} {r.text[:200]!r}")
         if r.status == 200:
@@ -205,12 +199,12 @@ def test_ledger_postgres_killed_during_transfers(t):
                 steady = time.monotonic() - t_up
         else:
             streak = 0
-            time.sleep(0.02)
+            time.sleep(0.02)  # the poll interval of this measured wait
     t.h.note(f"after start pg: first 200 after {first_ok}s, 12 in a row by {steady}s")
-    t.check(first_ok is not None and first_ok <= 1.0,
-            f"first success {first_ok}s after PostgreSQL accepted connections again (want ≤ 1 s)")
-    t.check(steady is not None and steady <= 1.5,
-            f"every worker succeeded again only after {steady}s (want about 1 s)")
+    t.check(first_ok is not None and first_ok <= t.scaled(1.0),
+            f"first success {first_ok}s after PostgreSQL accepted connections again (want ≤ {t.scaled(1.0):g} s)")
+    t.check(steady is not None and steady <= t.scaled(1.5),
+            f"every worker succeeded again only after {steady}s (want about 1 s, ≤ {t.scaled(1.5):g} s)")
     t.eq(b.worker_pids(b.wait_workers()), pids0, "the same workers (bulwark was not restarted)")
     # every answer was a 201 or a 503 (a transport error would be a hang or a crash)
     statuses = {}
@@ -232,7 +226,7 @@ def test_ledger_postgres_killed_during_transfers(t):
             r = c.req("POST", "/v1/transfers", body, idem_key=key)
             if r.status not in (409, 503):
                 break
-            time.sleep(0.1)
+            time.sleep(0.1)  # a client's back-off before it retries
         t.eq(r.status, 201, f"retry of a 503 with the same key ({r.text[:200]!r})")
         if r.header("Idempotent-Replayed") == "true":
             replayed += 1

@@ -8,7 +8,8 @@ prefix, so parallel runs do not collide, and is deleted at the end."""
 import hashlib
 import secrets
 
-from harness import REPO, RedisError
+from clients import RedisError
+from harness import REPO
 
 LUA = REPO / "workers" / "lua" / "bulwark.lua"
 T0 = 1_700_000_000_000_000  # a fixed "Redis TIME" in µs

@@ -15,7 +15,8 @@ import subprocess
 import threading
 import time
 
-from harness import REPO, Failure, env
+from base import Failure, env
+from harness import REPO, Hammer
 
 LOCK_KEY = int.from_bytes(b"bulwark", "big")  # migrate.c LOCK_KEY
 _counter = [0]
@@ -269,42 +270,13 @@ def test_migrate_concurrent_runners_never_overlap(t):
     t.check(not _advisory_held(s), "the migration lock was released")
 
 
-class Readers:
-    """Threads running `SELECT count(*) FROM t` in a loop, each on a fresh
-    connection (a psql process), timing every query."""
-
-    def __init__(self, conninfo, n=2):
-        self.conninfo = conninfo
-        self.n = n
-        self.samples = []  # (start, latency, ok, err)
-        self.lock = threading.Lock()
-        self.stop_ev = threading.Event()
-        self.threads = []
-
-    def _run(self):
-        while not self.stop_ev.is_set():
-            t0 = time.monotonic()
-            try:
-                r = psql(self.conninfo, "SELECT count(*) FROM t", timeout=30, check=False)
-                ok, err = r.returncode == 0, r.stderr.strip()[:200]
-            except subprocess.TimeoutExpired:
-                ok, err = False, "timed out after 30 s"
-            with self.lock:
-                self.samples.append((t0, time.monotonic() - t0, ok, err))
-            time.sleep(0.02)
-
-    def __enter__(self):
-        for _ in range(self.n):
-            th = threading.Thread(target=self._run, daemon=True)
-            th.start()
-            self.threads.append(th)
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_ev.set()
-        for th in self.threads:
-            th.join(35)
-        return False
+def readers(conninfo, n=2):
+    """A Hammer of `SELECT count(*) FROM t`, each on a fresh connection (a
+    psql process); its samples time every query."""
+    def read():
+        r = psql(conninfo, "SELECT count(*) FROM t", timeout=30, check=False)
+        return r.returncode == 0, r.stderr.strip()[:200]
+    return Hammer(read, threads=n, pause=0.02, join_timeout=35)
 
 
 def test_migrate_lock_timeout_retries_while_readers_flow(t):
@@ -329,8 +301,8 @@ def test_migrate_lock_timeout_retries_while_readers_flow(t):
 
     hold_s = 3.0
     result = {}
-    with Readers(_conninfo(s.db, app="bwmig-reader")) as readers:
-        time.sleep(0.5)  # readers before the migration
+    with readers(_conninfo(s.db, app="bwmig-reader")) as rd:
+        rd.wait_ok(5)  # readers before the migration
 
         def run():
             try:
@@ -342,14 +314,16 @@ def test_migrate_lock_timeout_retries_while_readers_flow(t):
         mig = threading.Thread(target=run, daemon=True)
         t_start = time.monotonic()
         mig.start()
-        time.sleep(hold_s)
+        time.sleep(hold_s)  # the input: the conflicting lock is held this long
         t.check(mig.is_alive(), "the migration finished while the conflicting lock was still held")
         blocker.stdin.write("COMMIT;\n")
         blocker.stdin.close()
         t_release = time.monotonic()
         blocker.wait(10)
         mig.join(60)
-        time.sleep(0.3)  # readers after the migration
+        # readers after the migration
+        t.wait_until(lambda: sum(1 for x in list(rd.samples) if x[0] > result["end"] and x[2]) >= 2, 5.0, 0.02,
+                     "two reads after the migration")
     r = result.get("r")
     if not isinstance(r, subprocess.CompletedProcess):
         raise Failure(f"migrate up: {r!r}")
@@ -364,20 +338,21 @@ def test_migrate_lock_timeout_retries_while_readers_flow(t):
     # Each try waited at most lock_timeout: the whole run is bounded by the
     # tries' timeouts plus the backoff sleeps (and the successful try).
     took = result["end"] - t_start
-    bound = (len(retries) + 1) * lt_ms / 1000 + sum(backoffs) / 1000 + 2.0
+    bound = (len(retries) + 1) * lt_ms / 1000 + sum(backoffs) / 1000 + t.scaled(2.0)
     t.check(took <= bound, f"migrate took {took:.1f}s, more than {bound:.1f}s for {len(retries)} retries")
     t.check(result["end"] > t_release, "the migration succeeded only after the blocking transaction ended")
     t.eq(s.q("SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'c'"),
          "1", "column c added")
 
-    samples = readers.samples
+    samples = rd.samples
     bad = [x for x in samples if not x[2]]
     t.check(not bad, f"reader queries failed: {bad[:3]}")
     during = [x for x in samples if t_start <= x[0] <= t_release]
     t.check(len(during) >= 5, f"only {len(during)} reads while the migration was retrying")
     worst = max(x[1] for x in samples)
     t.h.note(f"reads: {len(samples)} ({len(during)} during the retries), worst latency {worst * 1000:.0f} ms")
-    t.check(worst < lt_ms / 1000 + 1.0,
+    # behind a migration queued without lock_timeout, a reader would wait hold_s
+    t.check(worst < t.scaled(lt_ms / 1000 + 1.0, cap=hold_s),
             f"a reader waited {worst:.2f}s, more than lock_timeout ({lt_ms} ms) + 1 s")
 
 

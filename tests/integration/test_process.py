@@ -7,11 +7,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import bg_get, children_of, metric_sum, pid_alive
-
-
-def _busy_procs(st, route_part="/test/sleep"):
-    return [p for p in st.get("processes", []) if p.get("pid") and route_part in str(p.get("route") or "")]
+from clients import fcgi_request, metric_sum
+from harness import bg_get
+from procs import children_of, pid_alive
 
 
 def test_worker_sigkill_replaced(t):
@@ -53,22 +51,24 @@ def test_request_timeout_kills_worker(t):
     b = t.bulwark(workers=2, request_timeout_ms=1000, request_timeout_grace_ms=200)
     b.wait_workers()
     th, res = bg_get(t, "/test/sleep?ms=5000", timeout=15)
-    # the scoreboard shows the request while it runs
-    st = t.wait_until(lambda: (lambda s: s if _busy_procs(s) else None)(b.status()), 3.0, 0.02,
-                      "the sleeping request in /status")
-    p = _busy_procs(st)[0]
+    # the scoreboard shows the request while it runs (its handler sets the
+    # phase; the route alone is published before that)
+    st = b.wait_phase("sleep")
+    p = b.in_phase(st, "sleep")[0]
     victim = p["pid"]
     t.eq(p["state"], "busy", f"state of the sleeping worker ({p})")
     t.eq(p["phase"], "sleep", f"phase of the sleeping worker ({p})")
     t.check(p["route"] == "GET /test/sleep", f"route of the sleeping worker ({p})")
-    time.sleep(0.3)
-    p2 = next((x for x in b.status()["processes"] if x.get("pid") == victim), None)
-    t.check(p2 and p2["elapsed_ms"] > p["elapsed_ms"], f"elapsed_ms does not grow: {p} -> {p2}")
+
+    def grown():
+        p2 = next((x for x in b.status()["processes"] if x.get("pid") == victim), None)
+        return p2 if p2 and p2["elapsed_ms"] > p["elapsed_ms"] else None
+    t.wait_until(grown, 0.8, 0.02, f"elapsed_ms of the sleeping worker to grow past {p['elapsed_ms']} ({p})")
     th.join(15)
     t.check("r" in res, f"the timed-out request raised {res.get('e')!r}")
     r = res["r"]
     t.eq(r.status, 502, f"status of the request past the deadline ({r.text[:200]!r})")
-    t.check(1.0 <= res["elapsed"] <= 3.0,
+    t.check(1.0 <= res["elapsed"] <= t.scaled(3.0),
             f"killed after {res['elapsed']:.2f}s; want about request_timeout_ms + grace (1.2s)")
     t.wait_until(lambda: not pid_alive(victim), 2.0, 0.05, f"worker {victim} to be gone")
     st = b.wait_workers(timeout=3.0, exclude=[victim])
@@ -76,8 +76,7 @@ def test_request_timeout_kills_worker(t):
     t.eq(line.get("route"), "GET /test/sleep", f"route in the timeout log line ({line})")
     t.eq(line.get("phase"), "sleep", f"phase in the timeout log line ({line})")
     t.check(line.get("level") in ("warn", "error"), f"timeout log line level ({line})")
-    if "worker_pid" in line or "worker" in line:
-        t.check(victim in (line.get("worker_pid"), line.get("worker")), f"timeout line names another pid: {line}")
+    t.eq(line.get("worker_pid"), victim, f"worker_pid in the timeout log line ({line})")
     m = b.metrics()
     t.check(metric_sum(m, "bulwark_worker_exits_total", reason="killed") >= 1,
             "bulwark_worker_exits_total{reason=killed} did not count the kill")
@@ -105,7 +104,7 @@ def test_burst_queues(t):
                     depth["total_bad"].append(st["workers"])
             except Exception:  # noqa: BLE001
                 pass
-            time.sleep(0.02)
+            time.sleep(0.02)  # the sampling interval
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -119,7 +118,7 @@ def test_burst_queues(t):
     t.check(not bad, f"{len(bad)} of {n} burst requests failed: {bad[:5]}")
     t.check(elapsed >= n * ms / 1000 / 4 * 0.9,
             f"40 x 200 ms on 4 workers took {elapsed:.2f}s: more than 4 ran at once?")
-    t.check(elapsed < 15, f"burst took {elapsed:.2f}s")
+    t.check(elapsed < t.scaled(15), f"burst took {elapsed:.2f}s")
     t.eq(depth["busy_max"], 4, "max busy workers seen in /status during the burst")
     t.check(depth["max"] > 0, "listen_queue.depth never went above 0 during a 40-request burst on 4 workers")
     t.check(not depth["total_bad"], f"worker count changed during the burst: {depth['total_bad'][:3]}")
@@ -156,22 +155,23 @@ def test_status_while_all_busy(t):
     b = t.bulwark(workers=2)
     b.wait_workers()
     threads = [bg_get(t, "/test/sleep?ms=1500", timeout=20) for _ in range(4)]
-    t.wait_until(lambda: b.status()["workers"]["busy"] == 2, 3.0, 0.02, "both workers busy")
-    time.sleep(0.2)
+    b.wait_phase("sleep", 2)
+    b.wait_queue_depth(1)  # the other two passed nginx and wait for a worker
     t0 = time.monotonic()
     r = t.get("/status", timeout=5)
     took = time.monotonic() - t0
     t.eq(r.status, 200, "GET /status through nginx while every worker is busy")
-    t.check(took < 0.5, f"/status took {took:.2f}s while the pool was busy")
+    t.check(took < t.scaled(0.5), f"/status took {took:.2f}s while the pool was busy")
     st = r.json()
     t.eq(st["workers"]["busy"], 2, "busy workers")
     t.eq(st["workers"]["idle"], 0, "idle workers")
-    t.eq(len(_busy_procs(st)), 2, f"processes showing /test/sleep: {st['processes']}")
+    t.eq(sum(1 for p in st["processes"] if p.get("pid") and p.get("route") == "GET /test/sleep"), 2,
+         f"processes showing /test/sleep: {st['processes']}")
     t.check(st["listen_queue"]["depth"] >= 1, f"2 requests wait for a worker, listen_queue {st['listen_queue']}")
     t0 = time.monotonic()
     r = t.get("/metrics", timeout=5)
     t.eq(r.status, 200, "/metrics while busy")
-    t.check(time.monotonic() - t0 < 0.5, "/metrics slow while the pool was busy")
+    t.check(time.monotonic() - t0 < t.scaled(0.5), "/metrics slow while the pool was busy")
     t.check('bulwark_workers{state="busy"} 2' in r.text, "bulwark_workers{state=\"busy\"} 2 not in /metrics")
     for th, res in threads:
         th.join(20)
@@ -189,7 +189,7 @@ def test_crash_loop_breaker(t):
     def watch():
         while not stop.is_set():
             maxkids["n"] = max(maxkids["n"], len(children_of(b.pid)))
-            time.sleep(0.01)
+            time.sleep(0.01)  # the sampling interval
 
     w = threading.Thread(target=watch, daemon=True)
     w.start()
@@ -203,7 +203,7 @@ def test_crash_loop_breaker(t):
             # status answers at once even with no worker
             s0 = time.monotonic()
             st = b.status(timeout=2)
-            t.check(time.monotonic() - s0 < 0.5, "status slow during a crash loop")
+            t.check(time.monotonic() - s0 < t.scaled(0.5), "status slow during a crash loop")
             if st["crash_breaker"]:
                 breaker = st
             r = t.get("/healthz", timeout=40)  # queued until the slot is respawned
@@ -231,7 +231,6 @@ def test_light_load_stays_on_few_workers(t):
     """Requests one after another go to the idle worker that started first,
     not to each idle worker in turn: a light load keeps a few processes
     and their caches warm instead of rotating through the whole pool."""
-    from harness import fcgi_request
     b = t.bulwark(own_sockets=True, workers=8)
     b.wait_workers()
     pids = []
@@ -243,7 +242,7 @@ def test_light_load_stays_on_few_workers(t):
         rid = r.header("X-Request-Id") or ""
         t.check(len(rid) == 32, f"X-Request-Id {rid!r}")
         pids.append(int(rid[:8], 16))
-        time.sleep(0.01)  # the worker is back waiting before the next one
+        b.wait_idle()  # the worker is back waiting before the next one
     served = sorted(set(pids))
     t.check(len(served) <= 2, f"40 requests one after another were spread over {len(served)} of 8 workers "
             f"(pids {served})")

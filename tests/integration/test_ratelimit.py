@@ -7,28 +7,17 @@ stopped), Redis killed under load (the host-local limiter, no error-caused
 closed and open, and last: no rl:* key without a TTL."""
 
 import math
-import random
 import re
 import threading
 import time
 
-from harness import RedisClient, env, http_request
+from base import env
+from clients import RedisClient, http_request, metric_sum
+from harness import check_429, check_503, fresh_ip, whoami
 
 SETTINGS = dict(workers=4)
 POLICY_RE = re.compile(r'"(\w+)";q=(\d+);w=(\d+)')
 STATE_RE = re.compile(r'"(\w+)";r=(\d+);t=(\d+)')
-
-
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
-
-
-def fresh_ip():
-    return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-
-
-def whoami(t, key, source=None):
-    return t.get("/v1/whoami", headers=key.auth(), source=source)
 
 
 class Shot:
@@ -39,14 +28,15 @@ class Shot:
         self.done, self.status, self.resp, self.err = None, None, None, None
 
 
-def fire(t, keys, threads, seconds, max_requests=100000, source=None, stop=None):
+def fire(t, keys, threads, seconds, max_requests=100000, source=None, stop=None, shots=None):
     """`threads` clients sending GET /v1/whoami (round robin over keys) as
     fast as they can for `seconds` (or until max_requests, or stop is set).
-    Returns the Shots in send order.  A transport error is status None."""
+    Returns the Shots in send order (appended to `shots` as they are sent,
+    so another thread can watch them).  A transport error is status None."""
     url = env("BW_URL")
     if not url:
         t.skip("BW_URL is not set")
-    shots, lock = [], threading.Lock()
+    shots, lock = ([] if shots is None else shots), threading.Lock()
     end = time.monotonic() + seconds
 
     def run():
@@ -69,6 +59,34 @@ def fire(t, keys, threads, seconds, max_requests=100000, source=None, stop=None)
     for th in ths:
         th.join(seconds + 15)
     return shots
+
+
+def fire_in_background(t, keys, threads, seconds, **kw):
+    """fire() in a thread: returns (thread, stop event, the live list of Shots)."""
+    stop, shots = threading.Event(), []
+    th = threading.Thread(target=fire, args=(t, keys, threads, seconds), daemon=True,
+                          kwargs=dict(kw, stop=stop, shots=shots))
+    th.start()
+    return th, stop, shots
+
+
+def wait_answered(t, shots, n, what, pred=lambda s: True):
+    """Waits until n Shots matching pred have their answer."""
+    t.wait_until(lambda: sum(1 for s in list(shots) if s.done is not None and pred(s)) >= n, 10.0, 0.02,
+                 f"{n} answers {what} (so far {statuses([s for s in list(shots) if s.done])})")
+
+
+def wait_redis_on_every_worker(t, b):
+    """Until every worker has served a request since now with its Redis
+    breaker closed: each has a connection to the restarted Redis (and, as
+    it loads the function library on connect, the library)."""
+    served = {p["pid"]: p["requests"] for p in b.status()["processes"] if p.get("pid")}
+
+    def back():
+        procs = [p for p in b.status()["processes"] if p.get("pid")]
+        return (all(p["requests"] > served.get(p["pid"], 0) for p in procs)
+                and metric_sum(b.metrics(), "bulwark_dependency_breaker_open", dependency="redis") == 0)
+    t.wait_until(back, 10.0, 0.05, "every worker served through Redis again")
 
 
 def statuses(shots):
@@ -116,45 +134,6 @@ def check_headers(t, r, key_pol, tenant_pol, what):
     return st
 
 
-def check_429(t, r, policy, what):
-    t.eq(r.status, 429, f"{what}: status ({r.text[:200]!r})")
-    t.check(r.header("Content-Type", "").startswith("application/problem+json"),
-            f"{what}: Content-Type {r.header('Content-Type')!r}")
-    p = r.json()
-    t.eq(p.get("code"), "rate_limited", f"{what}: code")
-    t.eq(p.get("status"), 429, f"{what}: problem status")
-    t.eq(p.get("policy"), policy, f"{what}: violated policy")
-    ms = p.get("retry_after_ms")
-    t.check(isinstance(ms, int) and ms > 0, f"{what}: retry_after_ms {ms!r}")
-    ra = r.header("Retry-After")
-    t.check(ra is not None and ra.isdigit(), f"{what}: Retry-After {ra!r}")
-    t.eq(int(ra), max(1, math.ceil(ms / 1000)), f"{what}: Retry-After = retry_after_ms rounded up to seconds")
-    return p, int(ra)
-
-
-def wait_ready(t, dep):
-    def ready():
-        for _ in range(6):
-            r = t.get("/readyz", timeout=5)
-            if r.status != 200 or r.json()["checks"][dep]["status"] != "up":
-                return False
-        return True
-    t.wait_until(ready, 10.0, 0.2, f"/readyz with {dep} up again")
-
-
-def outage(t, service, how="kill"):
-    """Stops a store; returns restore() (also deferred to the end of the test)."""
-    state = {"down": True}
-
-    def restore():
-        if state["down"]:
-            state["down"] = False
-            t.stack("start", service)
-    t.defer(restore)
-    t.stack(how, service)
-    return restore
-
-
 def limited_again(t, k, what):
     """After Redis is back: the burst-1 key's bucket is written in Redis and
     every worker applies the limit again (a worker still on the fallback
@@ -184,7 +163,7 @@ def limited_again(t, k, what):
 # ---------------------------------------------------------------------------
 
 def test_headers_on_200_and_429(t):
-    _b(t)
+    t.shared_bulwark()
     ten = t.new_tenant(rate="0.5", burst=3)
     k = t.new_key(ten.tenant_id, rate=2, burst=5)
     kp, tp = (2, 5), (0.5, 3)
@@ -223,7 +202,7 @@ def test_exact_burst_under_concurrency(t):
     """32 clients through all 4 workers: allowed = burst + refill over the
     elapsed time (+-1 at the edges), no 5xx; for one key, then for a tenant
     whose two keys share its policy."""
-    b = _b(t)
+    b = t.shared_bulwark()
     pids = b.worker_pids()
     before = {p["pid"]: p["requests"] for p in b.status()["processes"]}
 
@@ -270,7 +249,7 @@ def test_denied_requests_consume_nothing(t):
     """Exhaust a key (0.5/s, burst 3) in a roomy tenant, hammer it while it
     is denied; one interval after the burst exactly one more request is
     allowed, and the tenant's counter moved only for allowed requests."""
-    _b(t)
+    t.shared_bulwark()
     ten = t.new_tenant(rate="0.01", burst=100)  # the tenant refills one per 100 s
     k = t.new_key(ten.tenant_id, rate="0.5", burst=3)
     first = None
@@ -292,7 +271,7 @@ def test_denied_requests_consume_nothing(t):
     # the first refill is due 2 s after the first request reached Redis
     delay = first[1] + 2.0 + 0.15 - time.monotonic()
     if delay > 0:
-        time.sleep(delay)
+        time.sleep(delay)  # the input: the bucket refills one request 2 s after the first
     r = whoami(t, k)
     t.eq(r.status, 200, f"after one interval: the refilled request ({r.text[:160]!r}) "
          f"— {len(shots)} denied requests must not have been charged")
@@ -302,7 +281,7 @@ def test_denied_requests_consume_nothing(t):
 
 
 def test_retry_after_is_honoured(t):
-    _b(t)
+    t.shared_bulwark()
     ten = t.new_tenant(rate=100, burst=100)
     k = t.new_key(ten.tenant_id, rate="0.8", burst=2)  # one per 1.25 s
     for i in range(2):
@@ -311,13 +290,13 @@ def test_retry_after_is_honoured(t):
     p, ra = check_429(t, r, "key", "after the burst")
     t.check(1000 < p["retry_after_ms"] <= 1250, f"retry_after_ms {p['retry_after_ms']}")
     t.eq(ra, 2, "Retry-After = 1.25 s rounded up")
-    time.sleep(ra)
+    time.sleep(ra)  # the input: a client that waits exactly Retry-After
     r = whoami(t, k)
     t.eq(r.status, 200, f"after waiting exactly Retry-After={ra} s ({r.text[:160]!r})")
     r = whoami(t, k)
     p, ra = check_429(t, r, "key", "right after the refilled request")
     t.eq(ra, 1, f"Retry-After for {p['retry_after_ms']} ms (rounded up, at least 1)")
-    time.sleep(ra)
+    time.sleep(ra)  # the input: a client that waits exactly Retry-After
     r = whoami(t, k)
     t.eq(r.status, 200, f"after waiting exactly Retry-After={ra} s again ({r.text[:160]!r})")
 
@@ -325,27 +304,20 @@ def test_retry_after_is_honoured(t):
 def test_revocation_under_load(t):
     """Clients hammer a key through every worker; once `key revoke` has
     returned, no request of that key is allowed any more."""
-    _b(t)
+    t.shared_bulwark()
     k = t.new_tenant(rate=5000, burst=5000)
     t.eq(whoami(t, k).status, 200, "key before revocation")
     ip = fresh_ip()
-    stop = threading.Event()
-    box = {}
-
-    def load():
-        box["shots"] = fire(t, [k], threads=16, seconds=20, source=ip, stop=stop)
-    th = threading.Thread(target=load, daemon=True)
-    th.start()
-    time.sleep(0.7)
+    th, stop, shots = fire_in_background(t, [k], threads=16, seconds=20, source=ip)
+    wait_answered(t, shots, 20, "allowed before the revocation", lambda s: s.status == 200)
     t0 = time.monotonic()
     r = t.cli(["key", "revoke", k.key_id])
     revoked = time.monotonic()
     t.eq(r.returncode, 0, f"key revoke ({r.stderr.strip()[:200]!r})")
     t.h.note(f"key revoke took {revoked - t0:.3f}s")
-    time.sleep(1.0)
+    wait_answered(t, shots, 30, "sent after the revocation", lambda s: s.sent > revoked)
     stop.set()
     th.join(15)
-    shots = box["shots"]
     check_no_errors(t, shots, "revocation under load", allowed=(200, 401, 429))
     before = [s for s in shots if s.done is not None and s.done < t0]
     after = [s for s in shots if s.sent > revoked]
@@ -366,7 +338,7 @@ def test_limits_run_before_postgres(t):
     """PostgreSQL stopped: a cached key over its limit still gets 429 (not
     503) and one within its limit 200 — the limit and the cached record
     need no database."""
-    _b(t)
+    t.shared_bulwark()
     ten = t.new_tenant(rate=1000, burst=1000)
     tight = t.new_key(ten.tenant_id, rate="0.1", burst=2)
     roomy = t.new_key(ten.tenant_id, rate=100, burst=100)
@@ -374,14 +346,13 @@ def test_limits_run_before_postgres(t):
         t.eq(whoami(t, tight).status, 200, f"tight key {i + 1}")
     check_429(t, whoami(t, tight), "key", "tight key over its limit, PostgreSQL up")
     t.eq(whoami(t, roomy).status, 200, "roomy key, PostgreSQL up")
-    restore = outage(t, "pg", how="stop")
-    for i in range(6):
-        check_429(t, whoami(t, tight), "key", f"over-limit key with PostgreSQL stopped ({i + 1})")
-        r = whoami(t, roomy)
-        t.eq(r.status, 200, f"in-limit cached key with PostgreSQL stopped ({r.text[:160]!r})")
-        check_headers(t, r, (100, 100), (1000, 1000), "200 with PostgreSQL stopped")
-    restore()
-    wait_ready(t, "postgres")
+    with t.outage("pg", how="stop"):
+        for i in range(6):
+            check_429(t, whoami(t, tight), "key", f"over-limit key with PostgreSQL stopped ({i + 1})")
+            r = whoami(t, roomy)
+            t.eq(r.status, 200, f"in-limit cached key with PostgreSQL stopped ({r.text[:160]!r})")
+            check_headers(t, r, (100, 100), (1000, 1000), "200 with PostgreSQL stopped")
+    t.wait_ready("postgres")
 
 
 def test_redis_killed_under_load(t):
@@ -389,39 +360,31 @@ def test_redis_killed_under_load(t):
     error, no 5xx; a tight key gets its burst from the host-local limiter,
     then 429; after `start redis` the function library is loaded again and
     requests are counted in Redis again."""
-    b = _b(t)
+    b = t.shared_bulwark()
     g = t.new_tenant(rate=2000, burst=4000)
     small_t = t.new_tenant(rate=1000, burst=1000)
     s = t.new_key(small_t.tenant_id, rate="0.5", burst=3)
     t.eq(whoami(t, g).status, 200, "roomy key before the outage")
     t.eq(whoami(t, s).status, 200, "tight key before the outage")
-    stop = threading.Event()
-    box = {}
-
-    def load():
-        box["shots"] = fire(t, [g], threads=8, seconds=30, stop=stop)
-    th = threading.Thread(target=load, daemon=True)
-    th.start()
+    th, stop, shots = fire_in_background(t, [g], threads=8, seconds=30)
     try:
-        time.sleep(0.4)
-        restore = outage(t, "redis", how="kill")
-        killed = time.monotonic()
-        time.sleep(0.3)
-        local = [whoami(t, s) for _ in range(6)]
-        codes = [r.status for r in local]
-        t.eq(codes, [200, 200, 200, 429, 429, 429],
-             "tight key (0.5/s, burst 3) with Redis down: the local limiter's burst, then 429 "
-             f"({[r.text[:100] for r in local if r.status not in (200, 429)][:1]})")
-        check_429(t, local[3], "key", "local limiter")
-        check_headers(t, local[0], (0.5, 3), (1000, 1000), "200 from the local limiter")
-        time.sleep(0.8)
-        restore()
-        restarted = time.monotonic()
-        time.sleep(1.0)
+        wait_answered(t, shots, 20, "before the outage")
+        with t.outage("redis", how="kill") as redis:
+            t.wait_down("redis")
+            local = [whoami(t, s) for _ in range(6)]
+            codes = [r.status for r in local]
+            t.eq(codes, [200, 200, 200, 429, 429, 429],
+                 "tight key (0.5/s, burst 3) with Redis down: the local limiter's burst, then 429 "
+                 f"({[r.text[:100] for r in local if r.status not in (200, 429)][:1]})")
+            check_429(t, local[3], "key", "local limiter")
+            check_headers(t, local[0], (0.5, 3), (1000, 1000), "200 from the local limiter")
+            wait_answered(t, shots, 20, "while Redis is down", lambda x: x.sent > redis.down + 0.05)
+        killed, restarted = redis.down, redis.back
+        wait_redis_on_every_worker(t, b)
+        wait_answered(t, shots, 20, "after the restart", lambda x: x.sent > restarted)
     finally:
         stop.set()
         th.join(15)
-    shots = box["shots"]
     check_no_errors(t, shots, "roomy key while Redis was killed and restarted", allowed=(200,))
     during = [x for x in shots if killed + 0.05 < x.sent < restarted - 0.05]
     t.check(len(during) >= 20, f"only {len(during)} requests while Redis was down")
@@ -444,7 +407,7 @@ def test_redis_killed_under_load(t):
     t.check(rd.call("PTTL", key) > 0, f"{key} without TTL")
     t.wait_until(lambda: sum(1 for x in b.log_lines() if loaded in x.get("msg", "")) > n_loaded,
                  3.0, 0.1, "a log line: the function library was loaded again")
-    wait_ready(t, "redis")
+    t.wait_ready("redis")
 
 
 def test_redis_down_closed_mode(t):
@@ -453,16 +416,11 @@ def test_redis_down_closed_mode(t):
     ten = t.new_tenant(rate=100, burst=100)
     k = t.new_key(ten.tenant_id, rate="0.1", burst=1)
     t.bulwark(workers=4, ratelimit_on_redis_error="closed")
-    restore = outage(t, "redis", how="kill")
-    for i in range(8):
-        r = whoami(t, k)
-        t.eq(r.status, 503, f"closed mode, Redis down, request {i + 1} ({r.text[:160]!r})")
-        t.eq(r.json().get("code"), "dependency_unavailable", "closed mode problem code")
-        ra = r.header("Retry-After")
-        t.check(ra is not None and ra.isdigit() and int(ra) >= 1, f"503 Retry-After {ra!r}")
-    r = t.get("/v1/whoami", source=fresh_ip())
-    t.eq(r.status, 401, f"no key, Redis down ({r.text[:160]!r})")
-    restore()
+    with t.outage("redis", how="kill"):
+        for i in range(8):
+            check_503(t, whoami(t, k), f"closed mode, Redis down, request {i + 1}")
+        r = t.get("/v1/whoami", source=fresh_ip())
+        t.eq(r.status, 401, f"no key, Redis down ({r.text[:160]!r})")
     limited_again(t, k, "closed mode")
 
 
@@ -472,22 +430,21 @@ def test_redis_down_open_mode(t):
     ten = t.new_tenant(rate=100, burst=100)
     k = t.new_key(ten.tenant_id, rate="0.1", burst=1)
     t.bulwark(workers=4, ratelimit_on_redis_error="open")
-    restore = outage(t, "redis", how="kill")
-    for i in range(8):
-        r = whoami(t, k)
-        t.eq(r.status, 200, f"open mode, Redis down, request {i + 1} of a burst-1 key ({r.text[:160]!r})")
-        t.eq(r.json().get("key_id"), k.key_id, "whoami in open mode")
-    r = t.get("/v1/whoami", headers={"Authorization": f"Bearer bk_{k.key_id}_{'A' * 43}"},
-              source=fresh_ip())
-    t.eq(r.status, 401, f"wrong secret in open mode, Redis down ({r.text[:160]!r})")
-    restore()
+    with t.outage("redis", how="kill"):
+        for i in range(8):
+            r = whoami(t, k)
+            t.eq(r.status, 200, f"open mode, Redis down, request {i + 1} of a burst-1 key ({r.text[:160]!r})")
+            t.eq(r.json().get("key_id"), k.key_id, "whoami in open mode")
+        r = t.get("/v1/whoami", headers={"Authorization": f"Bearer bk_{k.key_id}_{'A' * 43}"},
+                  source=fresh_ip())
+        t.eq(r.status, 401, f"wrong secret in open mode, Redis down ({r.text[:160]!r})")
     limited_again(t, k, "open mode")
 
 
 def test_no_ratelimit_key_without_ttl(t):
     """Last: after everything above, every rl:* key (both Redis roles), every
     cached key record and negative entry has a TTL."""
-    _b(t)
+    t.shared_bulwark()
     k = t.new_tenant(rate=10, burst=10)
     t.eq(whoami(t, k).status, 200, "one more request")
     for role in ("redis", "redis_cache"):

@@ -4,19 +4,11 @@ of seconds, and bulwark is never restarted."""
 
 import time
 
+from harness import check_retry_after
+
 DEPS = ("postgres", "redis", "redis_cache", "mongo")
 SETTINGS = dict(workers=2)
-RECOVER_S = 5.0  # "within a couple of seconds" after stack.sh start returned
-
-
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
-
-
-def _readyz(t):
-    r = t.get("/readyz", timeout=10)
-    t.check(r.status in (200, 503), f"/readyz answered {r.status}: {r.text[:200]!r}")
-    return r
+RECOVER_S = 5.0  # "within a couple of seconds" after the store answers again
 
 
 def _check_shape(t, r):
@@ -30,18 +22,9 @@ def _check_shape(t, r):
     return body
 
 
-def _all_ready(t, n=6):
-    """n consecutive 200s (so every worker has seen the dependency again)."""
-    for _ in range(n):
-        r = _readyz(t)
-        if r.status != 200:
-            return None
-    return r
-
-
 def test_readyz_all_up(t):
-    _b(t)
-    r = t.wait_until(lambda: _all_ready(t), 10.0, 0.2, "/readyz 200 with every store up")
+    t.shared_bulwark()
+    r = t.wait_ready()
     body = _check_shape(t, r)
     t.eq(body.get("status"), "ready", "/readyz status")
     for d in DEPS:
@@ -51,49 +34,32 @@ def test_readyz_all_up(t):
 
 
 def _outage(t, service, dep, must_503=True):
-    b = _b(t)
-    t.wait_until(lambda: _all_ready(t), 10.0, 0.2, "/readyz 200 before the outage")
+    b = t.shared_bulwark()
+    t.wait_ready()
     st0 = b.wait_workers()
     pids0 = b.worker_pids(st0)
-    restarted = {"done": False}
-
-    def restore():
-        if not restarted["done"]:
-            t.stack("start", service)
-    t.defer(restore)
-    t.stack("kill", service)
-
-    def down():
-        r = _readyz(t)
-        body = r.json()
-        if body.get("checks", {}).get(dep, {}).get("status") == "down" and (r.status == 503 or not must_503):
-            return r
-        return None
-    r = t.wait_until(down, 5.0, 0.1, f"/readyz to report {dep} down")
-    body = _check_shape(t, r)
-    if must_503:
-        t.eq(r.status, 503, f"/readyz with {service} killed")
-        t.eq(body.get("status"), "unavailable", "/readyz status with a store down")
-        ra = r.header("Retry-After")
-        t.check(ra is not None and ra.isdigit() and int(ra) >= 1, f"503 /readyz Retry-After {ra!r}")
-    others = [d for d in DEPS if d != dep]  # redis and redis_cache are separate servers
-    for d in others:
-        t.eq(body["checks"][d]["status"], "up", f"/readyz {d} while only {service} is down")
-    # fail fast: while the store is down, answers come in well under a timeout
-    slow = []
-    for _ in range(6):
-        t0 = time.monotonic()
-        _readyz(t)
-        el = time.monotonic() - t0
-        if el > 1.0:
-            slow.append(round(el, 2))
-    t.check(not slow, f"/readyz took {slow} s with {service} down (breaker should fail fast)")
-    t.eq(t.get("/healthz").status, 200, f"/healthz with {service} down (touches no dependency)")
-    t.stack("start", service)
-    restarted["done"] = True
-    t0 = time.monotonic()
-    r = t.wait_until(lambda: _all_ready(t), RECOVER_S, 0.1, f"/readyz 200 after {service} restarted")
-    t.h.note(f"{service}: ready again {time.monotonic() - t0:.2f}s after stack.sh start")
+    with t.outage(service, how="kill") as o:
+        r = t.wait_down(dep, status=503 if must_503 else None)
+        body = _check_shape(t, r)
+        if must_503:
+            t.eq(r.status, 503, f"/readyz with {service} killed")
+            t.eq(body.get("status"), "unavailable", "/readyz status with a store down")
+            check_retry_after(t, r, "503 /readyz")
+        others = [d for d in DEPS if d != dep]  # redis and redis_cache are separate servers
+        for d in others:
+            t.eq(body["checks"][d]["status"], "up", f"/readyz {d} while only {service} is down")
+        # fail fast: while the store is down, answers come in well under a timeout
+        slow = []
+        for _ in range(6):
+            t0 = time.monotonic()
+            t.readyz()
+            el = time.monotonic() - t0
+            if el > t.scaled(1.0):
+                slow.append(round(el, 2))
+        t.check(not slow, f"/readyz took {slow} s with {service} down (breaker should fail fast)")
+        t.eq(t.get("/healthz").status, 200, f"/healthz with {service} down (touches no dependency)")
+    r = t.wait_ready(dep, timeout=RECOVER_S)
+    t.h.note(f"{service}: ready again {time.monotonic() - o.back:.2f}s after it answered")
     body = _check_shape(t, r)
     t.eq(body["checks"][dep]["status"], "up", f"{dep} after restart")
     st = b.status()
@@ -121,28 +87,19 @@ def test_readyz_redis_cache_outage(t):
 
 
 def test_breaker_metric_follows_outage(t):
-    b = _b(t)
-    t.wait_until(lambda: _all_ready(t), 10.0, 0.2, "/readyz 200 before the outage")
-    restarted = {"done": False}
-
-    def restore():
-        if not restarted["done"]:
-            t.stack("start", "redis")
-    t.defer(restore)
-    t.stack("kill", "redis")
-
-    def breaker_open():
-        _readyz(t)
-        m = b.metrics()
-        return any(n == "bulwark_dependency_breaker_open" and lab.get("dependency") == "redis" and v >= 1
-                   for n, lab, v in m)
-    t.wait_until(breaker_open, 5.0, 0.1, "bulwark_dependency_breaker_open{dependency=redis} >= 1")
-    t.stack("start", "redis")
-    restarted["done"] = True
-    t.wait_until(lambda: _all_ready(t), RECOVER_S, 0.1, "/readyz 200 after redis restarted")
+    b = t.shared_bulwark()
+    t.wait_ready()
+    with t.outage("redis", how="kill"):
+        def breaker_open():
+            t.readyz()
+            m = b.metrics()
+            return any(n == "bulwark_dependency_breaker_open" and lab.get("dependency") == "redis" and v >= 1
+                       for n, lab, v in m)
+        t.wait_until(breaker_open, 5.0, 0.1, "bulwark_dependency_breaker_open{dependency=redis} >= 1")
+    t.wait_ready(timeout=RECOVER_S)
 
     def breaker_closed():
-        _readyz(t)
+        t.readyz()
         m = b.metrics()
         return all(v == 0 for n, lab, v in m
                    if n == "bulwark_dependency_breaker_open" and lab.get("dependency") == "redis")

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
-from harness import env
+from base import env
 
 SETTINGS = dict(workers=4)
 
@@ -150,10 +150,6 @@ def derived_id(tenant, device, msg_id):
     return h.digest()[:12].hex()
 
 
-def _b(t):
-    return t.bulwark(shared=True, **SETTINGS)
-
-
 def _key(t):
     return t.new_tenant(rate=100000, burst=100000)
 
@@ -210,7 +206,7 @@ def nothing_stored(t, key, device, what):
 # ---------------------------------------------------------------------------
 
 def test_telemetry_ingest_and_read_back(t):
-    _b(t)
+    t.shared_bulwark()
     empty_telemetry()
     k = _key(t)
     d = dev()
@@ -270,7 +266,7 @@ def test_telemetry_ingest_and_read_back(t):
 
 def test_telemetry_indexes_from_migrate(t):
     """`bulwark migrate up` ensured the spec of schema/mongo/telemetry_indexes.json."""
-    t.bulwark(shared=True, **SETTINGS)
+    t.shared_bulwark()
     r = t.cli(["migrate", "up"])
     t.eq(r.returncode, 0, f"migrate up: {r.stderr[-300:]}")
     idx = {i["name"]: i for i in plain(mongo({"listIndexes": "telemetry"})["cursor"][1]["firstBatch"][1])}
@@ -312,7 +308,7 @@ CASES = [
 
 
 def test_telemetry_validation_refuses_whole_batch(t):
-    _b(t)
+    t.shared_bulwark()
     k = _key(t)
     future = iso(datetime.now(timezone.utc) + timedelta(minutes=10))
     for name, body, status, code, pointer, index in CASES:
@@ -338,7 +334,7 @@ def test_telemetry_validation_refuses_whole_batch(t):
 
 
 def test_telemetry_validation_limits_accepted(t):
-    _b(t)
+    t.shared_bulwark()
     k = _key(t)
     d = dev("lim")
     edge = datetime.now(timezone.utc) - timedelta(days=7) + timedelta(minutes=1)
@@ -351,7 +347,7 @@ def test_telemetry_validation_limits_accepted(t):
 
 
 def test_telemetry_dedup_in_batch_and_across_retries(t):
-    _b(t)
+    t.shared_bulwark()
     k = _key(t)
     d = dev("dup")
     batch = [{"msg_id": "a", "v": 1}, {"msg_id": "b", "v": 2}, {"msg_id": "a", "v": 3}]
@@ -378,7 +374,7 @@ def test_telemetry_dedup_in_batch_and_across_retries(t):
 
 
 def test_telemetry_pages_cover_every_reading_once(t):
-    _b(t)
+    t.shared_bulwark()
     k = _key(t)
     d = dev("pg")
     base = now_ms() - 3600_000
@@ -463,7 +459,7 @@ def _latest(t, k, d):
 
 
 def test_telemetry_latest_is_newest_by_ts(t):
-    b = _b(t)
+    b = t.shared_bulwark()
     k = _key(t)
     cache = t.redis("redis_cache")
     d = dev("lt")
@@ -517,7 +513,7 @@ def test_telemetry_latest_is_newest_by_ts(t):
 
 
 def test_telemetry_tenants_are_isolated(t):
-    _b(t)
+    t.shared_bulwark()
     a, b = _key(t), _key(t)
     d = dev("iso")
     created(t, post(t, a, d, [{"msg_id": "x", "secret": "a"}]), "tenant A")
@@ -541,7 +537,7 @@ def test_telemetry_tenants_are_isolated(t):
 
 
 def test_telemetry_scopes_and_device_ids(t):
-    _b(t)
+    t.shared_bulwark()
     k = _key(t)
     ro = t.new_key(k.tenant_id, scopes="telemetry:read")
     wo = t.new_key(k.tenant_id, scopes="telemetry:write")
