@@ -22,7 +22,7 @@
 #include "http/auth.h"
 #include "http/response.h"
 #include "http/router.h"
-#include "pool/limiter.h"
+#include "store/limiter.h"
 #include "store/pg.h"
 #include "store/redis.h"
 
