@@ -445,7 +445,7 @@ bw_api_telemetry_ingest(struct bw_request *req)
 		BSON_APPEND_DOCUMENT(docs[i], "data", rs[i].data);
 	}
 	bw_phase_set("mongo");
-	bool insert_first = strcmp(cfg->telemetry_write_mode, "insert") == 0;
+	bool insert_first = cfg->telemetry_write_mode == BW_TELEMETRY_INSERT;
 	int rc =
 	    bw_mongo_insert_new(COLLECTION, ids, docs, n, insert_first, fates, err, sizeof(err));
 	if (rc == BW_REFUSED) {

@@ -351,7 +351,7 @@ degraded(struct bw_request *req, const char *id, const char *sha, const char *ip
 	struct key_record k;
 	int64_t retry_ms;
 
-	if (strcmp(cfg->ratelimit_on_redis_error, "closed") == 0) {
+	if (cfg->ratelimit_on_redis_error == BW_REDIS_FALLBACK_CLOSED) {
 		unavailable(req, "the rate limiter", bw_redis_retry_after_ms(BW_DEP_REDIS) + 1);
 		return -1;
 	}
@@ -365,7 +365,7 @@ degraded(struct bw_request *req, const char *id, const char *sha, const char *ip
 		return -1;
 	}
 	set_identity(req, id, k.tenant_id, k.scopes);
-	if (strcmp(cfg->ratelimit_on_redis_error, "open") == 0)
+	if (cfg->ratelimit_on_redis_error == BW_REDIS_FALLBACK_OPEN)
 		return 0;
 	int hosts = cfg->ratelimit_hosts;
 	struct bw_gcra_policy p[2] = {
