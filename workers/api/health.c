@@ -43,6 +43,6 @@ bw_api_readyz(struct bw_request *req)
 	bw_json_kv_str(b, "status", ready ? "ready" : "unavailable", false);
 	bw_buf_puts(b, "}");
 	if (!ready)
-		bw_resp_header(req, "Retry-After", "1");
+		bw_resp_retry_after(req, 1000);
 	bw_resp_json(req, ready ? 200 : 503);
 }

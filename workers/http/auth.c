@@ -134,26 +134,18 @@ set_rate_headers(struct bw_request *req)
 }
 
 static void
-retry_after(struct bw_request *req, int64_t us)
-{
-	char num[32];
-	int64_t s = ceil_s(us);
-
-	snprintf(num, sizeof(num), "%lld", (long long)(s < 1 ? 1 : s));
-	bw_resp_header(req, "Retry-After", num);
-}
-
-static void
 too_many(struct bw_request *req, const char *policy, int64_t retry_us)
 {
-	char extra[128];
+	int64_t retry_ms = (retry_us + 999) / 1000;
+	struct bw_buf extra;
 
-	retry_after(req, retry_us);
-	snprintf(extra, sizeof(extra), "\"retry_after_ms\":%lld,\"policy\":\"%s\"",
-	         (long long)((retry_us + 999) / 1000), policy);
-	bw_resp_problem_ex(req, 429, "rate_limited", extra,
+	bw_resp_retry_after(req, retry_ms);
+	bw_buf_init(&extra, req->arena);
+	bw_json_kv_int(&extra, "retry_after_ms", retry_ms, true);
+	bw_json_kv_str(&extra, "policy", policy, false);
+	bw_resp_problem_ex(req, 429, "rate_limited", bw_buf_cstr(&extra),
 	                   "rate limit \"%s\" exceeded; retry in %lld ms", policy,
-	                   (long long)((retry_us + 999) / 1000));
+	                   (long long)retry_ms);
 }
 
 static void
@@ -166,9 +158,7 @@ unauthorized(struct bw_request *req, const char *why)
 static void
 unavailable(struct bw_request *req, const char *what, int64_t retry_ms)
 {
-	retry_after(req, retry_ms * 1000);
-	bw_resp_problem(req, 503, "dependency_unavailable", "%s is unavailable; retry shortly",
-	                what);
+	bw_resp_unavailable(req, retry_ms, NULL, "%s is unavailable; retry shortly", what);
 }
 
 static const char *

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <string.h>
 
 #include "../unit.h"
@@ -60,6 +61,50 @@ test_headers_and_reasons(void **state)
 	bw_arena_free(a);
 }
 
+static void
+test_retry_after_rounds_up_to_whole_seconds(void **state)
+{
+	static const struct {
+		int64_t ms;
+		const char *want;
+	} cases[] = {{-5, "1"}, {0, "1"}, {1, "1"}, {1000, "1"}, {1001, "2"}, {2500, "3"}};
+	struct bw_arena *a = bw_arena_new(4096);
+	struct bw_request req;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&req, 0, sizeof(req));
+		bw_buf_init(&req.headers, a);
+		bw_resp_retry_after(&req, cases[i].ms);
+		char want[64];
+		snprintf(want, sizeof(want), "Retry-After: %s\r\n", cases[i].want);
+		assert_string_equal(bw_buf_cstr(&req.headers), want);
+	}
+	bw_arena_free(a);
+}
+
+static void
+test_unavailable_is_503_with_retry_after(void **state)
+{
+	struct bw_arena *a = bw_arena_new(4096);
+	struct bw_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.arena = a;
+	req.request_id = "r";
+	bw_buf_init(&req.headers, a);
+	bw_buf_init(&req.body_out, a);
+	bw_resp_unavailable(&req, 1500, "\"retry_safe\":true", "%s is unavailable", "x");
+	assert_int_equal(req.status, 503);
+	assert_string_equal(req.code, "dependency_unavailable");
+	assert_string_equal(bw_buf_cstr(&req.headers), "Retry-After: 2\r\n");
+	assert_string_equal(bw_buf_cstr(&req.body_out),
+	                    "{\"type\":\"https://bulwark.dev/problems/dependency-unavailable\","
+	                    "\"title\":\"Service Unavailable\",\"status\":503,"
+	                    "\"detail\":\"x is unavailable\",\"code\":\"dependency_unavailable\","
+	                    "\"retry_safe\":true,\"request_id\":\"r\"}");
+	bw_arena_free(a);
+}
+
 int
 main(void)
 {
@@ -67,6 +112,8 @@ main(void)
 	    cmocka_unit_test(test_problem_has_every_field),
 	    cmocka_unit_test(test_problem_escapes_detail),
 	    cmocka_unit_test(test_headers_and_reasons),
+	    cmocka_unit_test(test_retry_after_rounds_up_to_whole_seconds),
+	    cmocka_unit_test(test_unavailable_is_503_with_retry_after),
 	};
 	return cmocka_run_group_tests_name("response", tests, NULL, NULL);
 }
