@@ -2,8 +2,8 @@
  * pool is not crash-looping. */
 #include "api/api.h"
 #include "core/buf.h"
+#include "core/phase.h"
 #include "http/response.h"
-#include "pool/scoreboard.h"
 #include "store/store.h"
 
 void
@@ -33,7 +33,7 @@ bw_api_readyz(struct bw_request *req)
 			bw_json_kv_str(b, "error", st.error, false);
 		bw_buf_puts(b, "}");
 	}
-	bool tripped = bw_scoreboard_crash_breaker();
+	bool tripped = bw_phase_crash_looping();
 	bw_buf_puts(b, "},");
 	bw_json_key(b, "pool", true);
 	bw_buf_puts(b, "{");

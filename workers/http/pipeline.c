@@ -11,7 +11,6 @@
 #include "http/pipeline.h"
 #include "http/response.h"
 #include "http/router.h"
-#include "pool/scoreboard.h"
 
 static bool
 is_json_type(const char *ct)
@@ -62,7 +61,7 @@ run(struct bw_request *req)
 		break;
 	}
 	const struct bw_route *r = req->route;
-	bw_slot_begin(bw_scoreboard_mine(), r->name);
+	bw_phase_begin(r->name);
 	if (r->flags & BW_ROUTE_AUTH) {
 		bw_phase_set("auth");
 		if (bw_auth_request(req) < 0)
