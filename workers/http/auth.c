@@ -5,7 +5,6 @@
  * is never answered with 429. */
 #include <ctype.h>
 #include <stdint.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "api/keys.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -25,19 +25,6 @@
 #include "store/limiter.h"
 #include "store/pg.h"
 #include "store/redis.h"
-
-/* What PostgreSQL says about a key. */
-struct key_record {
-	bool found;
-	bool revoked;
-	const char *tenant_id;
-	const char *sha;
-	const char *scopes;
-	const char *key_rate, *tenant_rate;
-	int64_t key_burst, tenant_burst;
-};
-
-enum lookup { LOOKUP_OK, LOOKUP_DOWN };
 
 /* Local deny cache (research §A6.6): a key Redis just denied cannot be
  * allowed again before its retry time, since buckets only refill with time,
@@ -81,16 +68,6 @@ bw_client_prefix(const char *addr, char *out, size_t outlen)
 		return;
 	}
 	snprintf(out, outlen, "%s", addr);
-}
-
-static int64_t
-interval_of(const char *rate)
-{
-	double r = rate != NULL ? strtod(rate, NULL) : 0;
-	if (!(r > 0))
-		return 1000000;
-	int64_t iv = llround(1e6 / r);
-	return iv > 0 ? iv : 1;
 }
 
 static int64_t
@@ -176,8 +153,7 @@ auth_failed(struct bw_request *req, const char *id, const char *ip_key, const ch
 	const struct bw_config *cfg = req->cfg;
 	struct bw_redis_reply *r;
 	char err[160];
-	const char *neg =
-	    unknown && id != NULL ? bw_arena_printf(req->arena, "bwneg:{%s}", id) : "";
+	const char *neg = unknown && id != NULL ? bw_keys_negative(req->arena, id) : "";
 	const char *keys[] = {neg, ip_key};
 	const char *args[] = {num(req->arena, cfg->negative_cache_ttl_ms),
 	                      num(req->arena, 1000000 / cfg->auth_fail_rate),
@@ -202,95 +178,19 @@ auth_failed(struct bw_request *req, const char *id, const char *ip_key, const ch
 	unauthorized(req, why);
 }
 
-/* Reads the key and its tenant as bulwark_app: row-level security lets the
- * worker see one key by id (bulwark.key_id) before it knows the tenant. */
-static enum lookup
-pg_lookup(struct bw_request *req, const char *id, struct key_record *k, int64_t *retry_ms)
+/* The key in PostgreSQL; on failure, how long the client should wait. */
+static int
+pg_lookup(struct bw_request *req, const char *id, struct bw_key_record *k, int64_t *retry_ms)
 {
-	struct bw_pg_result r;
 	struct bw_pg_error e;
-	struct bw_arena *a = req->arena;
 
-	memset(k, 0, sizeof(*k));
 	bw_phase_set("postgres");
-	const char *p1[] = {id};
-	if (bw_pg_query(a, "BEGIN READ ONLY", 0, NULL, 0, &r, &e) < 0)
-		goto fail;
-	if (bw_pg_query(a, "SELECT set_config('bulwark.key_id', $1, true)", 1, p1, 0, &r, &e) < 0 ||
-	    bw_pg_query(a,
-	                "SELECT tenant_id::text, encode(secret_sha256, 'hex'), "
-	                "array_to_string(scopes, ','), rate::text, burst, revoked_at IS NOT NULL "
-	                "FROM api_keys WHERE key_id = $1",
-	                1, p1, 0, &r, &e) < 0)
-		goto rollback;
-	if (r.nrows == 1) {
-		k->found = true;
-		k->tenant_id = bw_pg_get(&r, 0, 0);
-		k->sha = bw_pg_get(&r, 0, 1);
-		k->scopes = bw_pg_get(&r, 0, 2);
-		k->key_rate = bw_pg_get(&r, 0, 3);
-		k->key_burst = atoll(bw_pg_get(&r, 0, 4));
-		k->revoked = strcmp(bw_pg_get(&r, 0, 5), "t") == 0;
-		const char *p2[] = {k->tenant_id};
-		if (bw_pg_query(a, "SELECT set_config('bulwark.tenant_id', $1, true)", 1, p2, 0, &r,
-		                &e) < 0 ||
-		    bw_pg_query(a, "SELECT rate::text, burst FROM tenants WHERE id = $1", 1, p2, 0,
-		                &r, &e) < 0)
-			goto rollback;
-		if (r.nrows != 1) {
-			k->found = false; /* a key without its tenant is no key */
-		} else {
-			k->tenant_rate = bw_pg_get(&r, 0, 0);
-			k->tenant_burst = atoll(bw_pg_get(&r, 0, 1));
-		}
-	}
-	if (bw_pg_query(a, "COMMIT", 0, NULL, 0, &r, &e) < 0)
-		goto fail;
-	return LOOKUP_OK;
-rollback:
-	if (e.kind == BW_PG_ERR_SQL)
-		bw_pg_query(a, "ROLLBACK", 0, NULL, 0, &r, &(struct bw_pg_error){0});
-	else
-		bw_pg_reset();
-fail:
+	if (bw_keys_lookup(req->arena, id, k, &e) == 0)
+		return 0;
 	if (e.kind == BW_PG_ERR_SQL)
 		bw_error("api key lookup failed: %s: %s", e.sqlstate, e.message);
 	*retry_ms = e.retry_after_ms > 0 ? e.retry_after_ms : 1000;
-	return LOOKUP_DOWN;
-}
-
-/* Writes what PostgreSQL said into Redis (not over a tombstone). */
-static void
-fill(struct bw_request *req, const char *id, const struct key_record *k)
-{
-	struct bw_arena *a = req->arena;
-	struct bw_redis_reply *r;
-	char err[160];
-	const char *keys[] = {bw_arena_printf(a, "bwk:{%s}", id),
-	                      bw_arena_printf(a, "bwneg:{%s}", id)};
-	const char *args[] = {
-	    num(a, (long long)req->cfg->key_cache_ttl_s * 1000),
-	    "tenant",
-	    k->tenant_id,
-	    "sha",
-	    k->sha,
-	    "scopes",
-	    k->scopes,
-	    "kint",
-	    num(a, interval_of(k->key_rate)),
-	    "kburst",
-	    num(a, k->key_burst),
-	    "tint",
-	    num(a, interval_of(k->tenant_rate)),
-	    "tburst",
-	    num(a, k->tenant_burst),
-	    "krate",
-	    k->key_rate,
-	    "trate",
-	    k->tenant_rate,
-	};
-	bw_redis_fcall(a, BW_DEP_REDIS, "bw_key_fill", 2, keys,
-	               (int)(sizeof(args) / sizeof(args[0])), args, &r, err, sizeof(err));
+	return -1;
 }
 
 static void
@@ -306,7 +206,7 @@ static void
 set_policy(struct bw_policy_state *p, const char *name, const char *rate, int64_t burst,
            int64_t remaining, int64_t reset_us, int64_t retry_us)
 {
-	*p = (struct bw_policy_state){name,      rate,     burst,   interval_of(rate),
+	*p = (struct bw_policy_state){name,      rate,     burst,   bw_keys_interval_us(rate),
 	                              remaining, reset_us, retry_us};
 }
 
@@ -338,14 +238,14 @@ static int
 degraded(struct bw_request *req, const char *id, const char *sha, const char *ip_key)
 {
 	const struct bw_config *cfg = req->cfg;
-	struct key_record k;
+	struct bw_key_record k;
 	int64_t retry_ms;
 
 	if (cfg->ratelimit_on_redis_error == BW_REDIS_FALLBACK_CLOSED) {
 		unavailable(req, "the rate limiter", bw_redis_retry_after_ms(BW_DEP_REDIS) + 1);
 		return -1;
 	}
-	if (pg_lookup(req, id, &k, &retry_ms) != LOOKUP_OK) {
+	if (pg_lookup(req, id, &k, &retry_ms) < 0) {
 		unavailable(req, "authentication", retry_ms);
 		return -1;
 	}
@@ -359,10 +259,11 @@ degraded(struct bw_request *req, const char *id, const char *sha, const char *ip
 		return 0;
 	int hosts = cfg->ratelimit_hosts;
 	struct bw_gcra_policy p[2] = {
-	    {"key", bw_arena_printf(req->arena, "k:%s", id), interval_of(k.key_rate) * hosts,
+	    {"key", bw_arena_printf(req->arena, "k:%s", id),
+	     bw_keys_interval_us(k.key_rate) * hosts,
 	     k.key_burst / hosts > 0 ? k.key_burst / hosts : 1},
 	    {"tenant", bw_arena_printf(req->arena, "t:%s", k.tenant_id),
-	     interval_of(k.tenant_rate) * hosts,
+	     bw_keys_interval_us(k.tenant_rate) * hosts,
 	     k.tenant_burst / hosts > 0 ? k.tenant_burst / hosts : 1},
 	};
 	struct bw_gcra_result res[2];
@@ -462,7 +363,7 @@ authenticate(struct bw_request *req)
 	const char *id = NULL, *secret = NULL;
 
 	bw_client_prefix(req->remote_addr, ip, sizeof(ip));
-	const char *ip_key = bw_arena_printf(a, "rl:ip:%s", ip);
+	const char *ip_key = bw_keys_ip_bucket(a, ip);
 	const char *h = bw_request_param(req, "HTTP_AUTHORIZATION");
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
 		auth_failed(req, NULL, ip_key,
@@ -482,9 +383,8 @@ authenticate(struct bw_request *req)
 	if (deny_cached(req, id, sha))
 		return -1;
 	bw_phase_set("redis");
-	const char *keys[] = {bw_arena_printf(a, "bwk:{%s}", id),
-	                      bw_arena_printf(a, "bwneg:{%s}", id),
-	                      bw_arena_printf(a, "rl:{%s}:k", id), ip_key};
+	const char *keys[] = {bw_keys_record(a, id), bw_keys_negative(a, id), bw_keys_bucket(a, id),
+	                      ip_key};
 	const char *args[] = {sha, num(a, 1000000 / cfg->auth_fail_rate),
 	                      num(a, cfg->auth_fail_burst), ""};
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -517,9 +417,9 @@ authenticate(struct bw_request *req)
 		}
 		if (attempt == 1)
 			break;
-		struct key_record k;
+		struct bw_key_record k;
 		int64_t retry_ms;
-		if (pg_lookup(req, id, &k, &retry_ms) != LOOKUP_OK) {
+		if (pg_lookup(req, id, &k, &retry_ms) < 0) {
 			unavailable(req, "authentication", retry_ms);
 			return -1;
 		}
@@ -530,15 +430,11 @@ authenticate(struct bw_request *req)
 		}
 		if (k.revoked) {
 			/* The tombstone was lost (Redis restarted or evicted it): put it back. */
-			struct bw_redis_reply *tr;
-			const char *tk[] = {keys[0]};
-			const char *ta[] = {num(a, (long long)cfg->revoked_ttl_s * 1000)};
-			bw_redis_fcall(a, BW_DEP_REDIS, "bw_key_revoke", 1, tk, 1, ta, &tr, err,
-			               sizeof(err));
+			bw_keys_revoke(a, id, cfg->revoked_ttl_s, err, sizeof(err));
 			auth_failed(req, id, ip_key, "invalid API key", false);
 			return -1;
 		}
-		fill(req, id, &k);
+		bw_keys_fill(a, id, &k, cfg->key_cache_ttl_s);
 	}
 	/* Filled, yet missing again: treat Redis as unreliable for this request. */
 	return degraded(req, id, sha, ip_key);

@@ -6,6 +6,7 @@
 #endif
 
 #include "api/api.h"
+#include "api/keys.h"
 #include "http/router.h"
 
 #define ROUTE(m, p, h, f, limit, scopes)                                                           \
@@ -23,21 +24,22 @@ const struct bw_route bw_routes[] = {
     ROUTE("GET", "/readyz", bw_api_readyz, 0, 0, NULL),
     ROUTE("GET", "/v1/whoami", bw_api_whoami, BW_ROUTE_AUTH, 0, NULL),
     ROUTE("POST", "/v1/accounts", bw_api_account_create, BW_ROUTE_AUTH | BW_ROUTE_JSON_BODY,
-          LEDGER_BODY_LIMIT, "ledger:write"),
-    ROUTE("GET", "/v1/accounts", bw_api_account_list, BW_ROUTE_AUTH, 0, "ledger:read"),
-    ROUTE("GET", "/v1/accounts/{id}", bw_api_account_get, BW_ROUTE_AUTH, 0, "ledger:read"),
+          LEDGER_BODY_LIMIT, BW_SCOPE_LEDGER_WRITE),
+    ROUTE("GET", "/v1/accounts", bw_api_account_list, BW_ROUTE_AUTH, 0, BW_SCOPE_LEDGER_READ),
+    ROUTE("GET", "/v1/accounts/{id}", bw_api_account_get, BW_ROUTE_AUTH, 0, BW_SCOPE_LEDGER_READ),
     ROUTE("GET", "/v1/accounts/{id}/entries", bw_api_account_entries, BW_ROUTE_AUTH, 0,
-          "ledger:read"),
+          BW_SCOPE_LEDGER_READ),
     ROUTE("POST", "/v1/transfers", bw_api_transfer_create, BW_ROUTE_AUTH | BW_ROUTE_JSON_BODY,
-          LEDGER_BODY_LIMIT, "ledger:write"),
-    ROUTE("GET", "/v1/transfers/{id}", bw_api_transfer_get, BW_ROUTE_AUTH, 0, "ledger:read"),
-    ROUTE("GET", "/v1/reports/summary", bw_api_report_summary, BW_ROUTE_AUTH, 0, "ledger:read"),
+          LEDGER_BODY_LIMIT, BW_SCOPE_LEDGER_WRITE),
+    ROUTE("GET", "/v1/transfers/{id}", bw_api_transfer_get, BW_ROUTE_AUTH, 0, BW_SCOPE_LEDGER_READ),
+    ROUTE("GET", "/v1/reports/summary", bw_api_report_summary, BW_ROUTE_AUTH, 0,
+          BW_SCOPE_LEDGER_READ),
     ROUTE("POST", "/v1/devices/{device_id}/telemetry", bw_api_telemetry_ingest,
-          BW_ROUTE_AUTH | BW_ROUTE_JSON_BODY, TELEMETRY_BODY_LIMIT, "telemetry:write"),
+          BW_ROUTE_AUTH | BW_ROUTE_JSON_BODY, TELEMETRY_BODY_LIMIT, BW_SCOPE_TELEMETRY_WRITE),
     ROUTE("GET", "/v1/devices/{device_id}/telemetry", bw_api_telemetry_list, BW_ROUTE_AUTH, 0,
-          "telemetry:read"),
+          BW_SCOPE_TELEMETRY_READ),
     ROUTE("GET", "/v1/devices/{device_id}/latest", bw_api_telemetry_latest, BW_ROUTE_AUTH, 0,
-          "telemetry:read"),
+          BW_SCOPE_TELEMETRY_READ),
 #ifdef BW_TEST_ROUTES
     ROUTE("GET", "/test/sleep", bw_api_test_sleep, 0, 0, NULL),
     ROUTE("POST", "/test/echo", bw_api_test_echo, BW_ROUTE_JSON_BODY, 0, NULL),
