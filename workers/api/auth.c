@@ -1,9 +1,8 @@
-/* The auth path. Redis first (bw_auth in workers/lua/bulwark.lua); on a
- * cache miss PostgreSQL fills Redis and the call is made once more. When
- * Redis fails, the key is checked in PostgreSQL and the limits come from
- * ratelimit_on_redis_error: the host-local table, allow, or 503. An error
- * is never answered with 429. */
-#include <ctype.h>
+/* API key authentication. Redis first (bw_auth in workers/lua/bulwark.lua);
+ * on a cache miss PostgreSQL fills Redis and the call is made once more.
+ * When Redis fails, the key is checked in PostgreSQL and the limits come
+ * from ratelimit_on_redis_error: the host-local table, allow, or 503. An
+ * error is never answered with 429. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "api/auth.h"
 #include "api/keys.h"
 #include "core/arena.h"
 #include "core/clock.h"
@@ -19,12 +19,41 @@
 #include "core/log.h"
 #include "core/phase.h"
 #include "core/secret.h"
-#include "http/auth.h"
 #include "http/response.h"
-#include "http/router.h"
 #include "store/limiter.h"
 #include "store/pg.h"
 #include "store/redis.h"
+
+/* Element indices of the replies of bw_auth and bw_auth_fail, whose
+ * shapes workers/lua/bulwark.lua documents above each function. */
+enum bw_auth_reply {
+	/* bw_auth: {'ok' | 'limited', the record, then both policies} */
+	R_STATUS = 0,
+	R_TENANT,
+	R_SCOPES,
+	R_KEY_RATE,
+	R_KEY_BURST,
+	R_TENANT_RATE,
+	R_TENANT_BURST,
+	R_KEY_REMAINING,
+	R_KEY_RESET_US,
+	R_KEY_RETRY_US,
+	R_TENANT_REMAINING,
+	R_TENANT_RESET_US,
+	R_TENANT_RETRY_US,
+	R_ALLOWED_LEN,
+	/* bw_auth: {'unknown' | 'revoked' | 'bad_secret', ip_ok, retry_us} */
+	R_FAILED_IP_OK = 1,
+	R_FAILED_RETRY_US,
+	R_FAILED_LEN,
+	/* bw_auth: {'ip_limited', retry_us} */
+	R_IP_LIMITED_RETRY_US = 1,
+	R_IP_LIMITED_LEN,
+	/* bw_auth_fail: {ip_ok, retry_us} */
+	R_FAIL_IP_OK = 0,
+	R_FAIL_RETRY_US,
+	R_FAIL_LEN,
+};
 
 /* Local deny cache (research §A6.6): a key Redis just denied cannot be
  * allowed again before its retry time, since buckets only refill with time,
@@ -161,8 +190,8 @@ auth_failed(struct bw_request *req, const char *id, const char *ip_key, const ch
 
 	if (bw_redis_fcall(req->arena, BW_DEP_REDIS, "bw_auth_fail", 2, keys, 4, args, &r, err,
 	                   sizeof(err)) == 0 &&
-	    r->type == BW_REDIS_ARRAY && r->n == 2 && r->elem[0].integer == 0) {
-		too_many(req, "auth_failures", r->elem[1].integer);
+	    r->type == BW_REDIS_ARRAY && r->n == R_FAIL_LEN && r->elem[R_FAIL_IP_OK].integer == 0) {
+		too_many(req, "auth_failures", r->elem[R_FAIL_RETRY_US].integer);
 		return;
 	}
 	if (bw_redis_breaker(BW_DEP_REDIS)->state != BW_BREAKER_CLOSED) {
@@ -210,24 +239,25 @@ set_policy(struct bw_policy_state *p, const char *name, const char *rate, int64_
 	                              remaining, reset_us, retry_us};
 }
 
-/* Redis answered bw_auth with ok/limited: fills who and headers. Returns
- * 0 when allowed. */
+/* Redis answered bw_auth with ok/limited (R_ALLOWED_LEN elements): fills
+ * who and headers. Returns 0 when allowed, -1 with the 429 set. */
 static int
 from_redis(struct bw_request *req, const char *id, const struct bw_redis_reply *r)
 {
 	const struct bw_redis_reply *e = r->elem;
-	if (r->n != 13)
-		return -2;
-	set_identity(req, id, e[1].str, e[2].str);
+
+	set_identity(req, id, e[R_TENANT].str, e[R_SCOPES].str);
 	req->who.npolicies = 2;
-	set_policy(&req->who.policies[0], "key", e[3].str, e[4].integer, e[7].integer, e[8].integer,
-	           e[9].integer);
-	set_policy(&req->who.policies[1], "tenant", e[5].str, e[6].integer, e[10].integer,
-	           e[11].integer, e[12].integer);
+	set_policy(&req->who.policies[0], "key", e[R_KEY_RATE].str, e[R_KEY_BURST].integer,
+	           e[R_KEY_REMAINING].integer, e[R_KEY_RESET_US].integer,
+	           e[R_KEY_RETRY_US].integer);
+	set_policy(&req->who.policies[1], "tenant", e[R_TENANT_RATE].str, e[R_TENANT_BURST].integer,
+	           e[R_TENANT_REMAINING].integer, e[R_TENANT_RESET_US].integer,
+	           e[R_TENANT_RETRY_US].integer);
 	set_rate_headers(req);
-	if (strcmp(e[0].str, "ok") == 0)
+	if (strcmp(e[R_STATUS].str, "ok") == 0)
 		return 0;
-	const struct bw_policy_state *v = &req->who.policies[e[9].integer > 0 ? 0 : 1];
+	const struct bw_policy_state *v = &req->who.policies[e[R_KEY_RETRY_US].integer > 0 ? 0 : 1];
 	too_many(req, v->name, v->retry_us);
 	return -1;
 }
@@ -340,22 +370,8 @@ deny_cached(struct bw_request *req, const char *id, const char *sha)
 	return true;
 }
 
-static bool
-has_scope(const char *scopes, const char *want)
-{
-	size_t n = strlen(want);
-	for (const char *s = scopes; s != NULL && *s;) {
-		const char *comma = strchr(s, ',');
-		size_t len = comma != NULL ? (size_t)(comma - s) : strlen(s);
-		if (len == n && strncmp(s, want, n) == 0)
-			return true;
-		s = comma != NULL ? comma + 1 : NULL;
-	}
-	return false;
-}
-
-static int
-authenticate(struct bw_request *req)
+int
+bw_auth_api_key(struct bw_request *req)
 {
 	const struct bw_config *cfg = req->cfg;
 	struct bw_arena *a = req->arena;
@@ -391,26 +407,29 @@ authenticate(struct bw_request *req)
 		struct bw_redis_reply *r;
 		if (bw_redis_fcall(a, BW_DEP_REDIS, "bw_auth", 4, keys, 4, args, &r, err,
 		                   sizeof(err)) != 0 ||
-		    r->type != BW_REDIS_ARRAY || r->n < 1 || r->elem[0].type != BW_REDIS_STRING) {
+		    r->type != BW_REDIS_ARRAY || r->n < 1 ||
+		    r->elem[R_STATUS].type != BW_REDIS_STRING) {
 			if (r != NULL && r->type == BW_REDIS_ERROR)
 				bw_warn("redis: bw_auth: %s", r->str);
 			return degraded(req, id, sha, ip_key);
 		}
-		const char *st = r->elem[0].str;
+		const char *st = r->elem[R_STATUS].str;
 		if (strcmp(st, "ok") == 0 || strcmp(st, "limited") == 0) {
+			if (r->n != R_ALLOWED_LEN)
+				return degraded(req, id, sha, ip_key); /* not our library's reply */
 			int rc = from_redis(req, id, r);
-			if (rc == -1)
+			if (rc < 0)
 				deny_remember(req, id, sha);
-			return rc == -2 ? degraded(req, id, sha, ip_key) : rc;
+			return rc;
 		}
-		if (strcmp(st, "ip_limited") == 0 && r->n == 2) {
-			too_many(req, "auth_failures", r->elem[1].integer);
+		if (strcmp(st, "ip_limited") == 0 && r->n == R_IP_LIMITED_LEN) {
+			too_many(req, "auth_failures", r->elem[R_IP_LIMITED_RETRY_US].integer);
 			return -1;
 		}
 		if (strcmp(st, "miss") != 0) {
 			/* unknown, revoked, bad_secret: already charged to the address. */
-			if (r->n == 3 && r->elem[1].integer == 0)
-				too_many(req, "auth_failures", r->elem[2].integer);
+			if (r->n == R_FAILED_LEN && r->elem[R_FAILED_IP_OK].integer == 0)
+				too_many(req, "auth_failures", r->elem[R_FAILED_RETRY_US].integer);
 			else
 				unauthorized(req, "invalid API key");
 			return -1;
@@ -438,18 +457,4 @@ authenticate(struct bw_request *req)
 	}
 	/* Filled, yet missing again: treat Redis as unreliable for this request. */
 	return degraded(req, id, sha, ip_key);
-}
-
-int
-bw_auth_request(struct bw_request *req)
-{
-	if (authenticate(req) < 0)
-		return -1;
-	const char *want = req->route->scopes;
-	if (want != NULL && !has_scope(req->who.scopes, want)) {
-		bw_resp_problem(req, 403, "insufficient_scope", "this route needs the scope %s",
-		                want);
-		return -1;
-	}
-	return 0;
 }
