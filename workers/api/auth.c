@@ -189,7 +189,7 @@ auth_failed(struct bw_request *req, const char *id, const char *ip_key, const ch
 	                      num(req->arena, cfg->auth_fail_burst), ""};
 
 	if (bw_redis_fcall(req->arena, BW_DEP_REDIS, "bw_auth_fail", 2, keys, 4, args, &r, err,
-	                   sizeof(err)) == 0 &&
+	                   sizeof(err)) == BW_OK &&
 	    r->type == BW_REDIS_ARRAY && r->n == R_FAIL_LEN && r->elem[R_FAIL_IP_OK].integer == 0) {
 		too_many(req, "auth_failures", r->elem[R_FAIL_RETRY_US].integer);
 		return;
@@ -214,7 +214,7 @@ pg_lookup(struct bw_request *req, const char *id, struct bw_key_record *k, int64
 	struct bw_pg_error e;
 
 	bw_phase_set("postgres");
-	if (bw_keys_lookup(req->arena, id, k, &e) == 0)
+	if (bw_keys_lookup(req->arena, id, k, &e) == BW_OK)
 		return 0;
 	if (e.kind == BW_PG_ERR_SQL)
 		bw_error("api key lookup failed: %s: %s", e.sqlstate, e.message);
@@ -406,7 +406,7 @@ bw_auth_api_key(struct bw_request *req)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct bw_redis_reply *r;
 		if (bw_redis_fcall(a, BW_DEP_REDIS, "bw_auth", 4, keys, 4, args, &r, err,
-		                   sizeof(err)) != 0 ||
+		                   sizeof(err)) != BW_OK ||
 		    r->type != BW_REDIS_ARRAY || r->n < 1 ||
 		    r->elem[R_STATUS].type != BW_REDIS_STRING) {
 			if (r != NULL && r->type == BW_REDIS_ERROR)

@@ -80,7 +80,7 @@ bw_keys_ip_bucket(struct bw_arena *a, const char *net)
 	return bw_arena_printf(a, "rl:ip:%s", net);
 }
 
-int
+enum bw_rc
 bw_keys_lookup(struct bw_arena *a, const char *id, struct bw_key_record *k, struct bw_pg_error *e)
 {
 	struct bw_pg_result r;
@@ -88,7 +88,7 @@ bw_keys_lookup(struct bw_arena *a, const char *id, struct bw_key_record *k, stru
 
 	memset(k, 0, sizeof(*k));
 	if (bw_pg_query(a, "BEGIN READ ONLY", 0, NULL, 0, &r, e) < 0)
-		return -1;
+		return BW_ERR;
 	if (bw_pg_query(a, "SELECT set_config('bulwark.key_id', $1, true)", 1, p1, 0, &r, e) < 0 ||
 	    bw_pg_query(a,
 	                "SELECT tenant_id::text, encode(secret_sha256, 'hex'), "
@@ -118,14 +118,14 @@ bw_keys_lookup(struct bw_arena *a, const char *id, struct bw_key_record *k, stru
 		}
 	}
 	if (bw_pg_query(a, "COMMIT", 0, NULL, 0, &r, e) < 0)
-		return -1;
-	return 0;
+		return BW_ERR;
+	return BW_OK;
 rollback:
 	if (e->kind == BW_PG_ERR_SQL)
 		bw_pg_query(a, "ROLLBACK", 0, NULL, 0, &r, &(struct bw_pg_error){0});
 	else
 		bw_pg_reset();
-	return -1;
+	return BW_ERR;
 }
 
 int64_t
@@ -178,7 +178,7 @@ bw_keys_fill(struct bw_arena *a, const char *id, const struct bw_key_record *k, 
 
 /* FCALL fn with one key and at most one argument; an error reply counts as
  * a failure, and err always says something then. */
-static int
+static enum bw_rc
 call_one(struct bw_arena *a, const char *fn, const char *key, const char *arg, char *err,
          size_t errlen)
 {
@@ -187,22 +187,22 @@ call_one(struct bw_arena *a, const char *fn, const char *key, const char *arg, c
 	const char *args[] = {arg};
 
 	if (bw_redis_fcall(a, BW_DEP_REDIS, fn, 1, keys, arg != NULL ? 1 : 0, args, &r, err,
-	                   errlen) == 0 &&
+	                   errlen) == BW_OK &&
 	    r->type != BW_REDIS_ERROR)
-		return 0;
+		return BW_OK;
 	if (err[0] == '\0')
 		snprintf(err, errlen, "%s", r != NULL && r->str != NULL ? r->str : "error");
-	return -1;
+	return BW_ERR;
 }
 
-int
+enum bw_rc
 bw_keys_revoke(struct bw_arena *a, const char *id, int ttl_s, char *err, size_t errlen)
 {
 	return call_one(a, "bw_key_revoke", bw_keys_record(a, id), num(a, (long long)ttl_s * 1000),
 	                err, errlen);
 }
 
-int
+enum bw_rc
 bw_keys_created(struct bw_arena *a, const char *id, char *err, size_t errlen)
 {
 	return call_one(a, "bw_key_created", bw_keys_negative(a, id), NULL, err, errlen);
