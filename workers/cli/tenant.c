@@ -95,6 +95,23 @@ query(struct cli *c, const char *sql, int n, const char *const *params, struct b
 	return -1;
 }
 
+/* query() for a statement of one parameter that must find one row: else
+ * "no WHAT PARAM" on stderr. */
+static int
+query_one(struct cli *c, const char *sql, const char *param, struct bw_pg_result *r,
+          const char *what)
+{
+	const char *p[] = {param};
+
+	if (query(c, sql, 1, p, r) < 0)
+		return -1;
+	if (r->nrows != 1) {
+		fprintf(stderr, "bulwark: no %s %s\n", what, param);
+		return -1;
+	}
+	return 0;
+}
+
 /* Inserts a key for tenant inside the caller's transaction and prints
  * {tenant_id, key_id, api_key}. */
 static int
@@ -261,17 +278,12 @@ key_create_in(struct cli *c, const char *tenant, const struct opts *o)
 {
 	struct bw_pg_result r;
 	char scopes[128];
-	const char *p[] = {tenant};
 
-	if (query(c,
-	          "SELECT rate::text, burst::text FROM tenants "
-	          "WHERE $1 ~ '^[0-9a-fA-F-]{36}$' AND id = $1::uuid",
-	          1, p, &r) < 0)
+	if (query_one(c,
+	              "SELECT rate::text, burst::text FROM tenants "
+	              "WHERE $1 ~ '^[0-9a-fA-F-]{36}$' AND id = $1::uuid",
+	              tenant, &r, "tenant") < 0)
 		return -1;
-	if (r.nrows != 1) {
-		fprintf(stderr, "bulwark: no tenant %s\n", tenant);
-		return -1;
-	}
 	bw_scopes_join(scopes, sizeof(scopes), ",");
 	return insert_key(c, tenant, o->scopes ? o->scopes : scopes,
 	                  o->rate ? o->rate : bw_pg_get(&r, 0, 0),
@@ -296,18 +308,14 @@ key_revoke_in(struct cli *c, const char *id, const struct opts *o)
 {
 	struct bw_pg_result r;
 	char err[200];
-	const char *p[] = {id};
 
-	if (query(c,
-	          "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1 "
-	          "RETURNING to_char(revoked_at AT TIME ZONE 'UTC', "
-	          "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-	          1, p, &r) < 0)
+	if (query_one(
+	        c,
+	        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1 "
+	        "RETURNING to_char(revoked_at AT TIME ZONE 'UTC', "
+	        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+	        id, &r, "key") < 0)
 		return -1;
-	if (r.nrows != 1) {
-		fprintf(stderr, "bulwark: no key %s\n", id);
-		return -1;
-	}
 	const char *at = bw_arena_strdup(c->arena, bw_pg_get(&r, 0, 0));
 	if (query(c, "COMMIT", 0, NULL, &r) < 0)
 		return -1;
