@@ -1,4 +1,4 @@
-#include <stdio.h>
+/* A request's PostgreSQL transaction, and its errors as responses. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,8 +21,6 @@ retryable(const struct bw_pg_error *e)
 void
 bw_db_answer(struct bw_request *req, const struct bw_pg_error *e)
 {
-	char ra[24];
-
 	if (e->kind == BW_PG_ERR_SQL && !retryable(e) && strcmp(e->sqlstate, "57014") != 0 &&
 	    strcmp(e->sqlstate, "55P03") != 0 && strncmp(e->sqlstate, "08", 2) != 0 &&
 	    strncmp(e->sqlstate, "53", 2) != 0 && strncmp(e->sqlstate, "57P", 3) != 0) {
@@ -33,11 +31,8 @@ bw_db_answer(struct bw_request *req, const struct bw_pg_error *e)
 		return;
 	}
 	/* Down, overloaded, timed out or contended: the client may retry. */
-	int64_t ms = e->retry_after_ms > 0 ? e->retry_after_ms : 1000;
-	snprintf(ra, sizeof(ra), "%lld", (long long)((ms + 999) / 1000));
-	bw_resp_header(req, "Retry-After", ra);
-	bw_resp_problem(req, 503, "dependency_unavailable",
-	                "the database is unavailable or busy; retry shortly");
+	bw_resp_unavailable(req, e->retry_after_ms > 0 ? e->retry_after_ms : 1000, NULL,
+	                    "the database is unavailable or busy; retry shortly");
 }
 
 static void
@@ -117,9 +112,8 @@ void
 bw_db_settle(struct bw_request *req, enum bw_rc rc)
 {
 	if (rc == BW_RETRY) {
-		bw_resp_header(req, "Retry-After", "1");
-		bw_resp_problem(req, 503, "dependency_unavailable",
-		                "the database aborted this transaction; retry shortly");
+		bw_resp_unavailable(req, 1000, NULL,
+		                    "the database aborted this transaction; retry shortly");
 	}
 }
 
@@ -127,9 +121,8 @@ bool
 bw_db_backoff(struct bw_request *req, int attempt)
 {
 	if (attempt >= MAX_ATTEMPTS) {
-		bw_resp_header(req, "Retry-After", "1");
-		bw_resp_problem(req, 503, "dependency_unavailable",
-		                "the database kept aborting this transaction; retry shortly");
+		bw_resp_unavailable(req, 1000, NULL,
+		                    "the database kept aborting this transaction; retry shortly");
 		return false;
 	}
 	/* 5, 10, 20 ms, each with up to as much again at random. */

@@ -2,8 +2,8 @@
  * pool is not crash-looping. */
 #include "api/api.h"
 #include "core/buf.h"
+#include "core/phase.h"
 #include "http/response.h"
-#include "pool/scoreboard.h"
 #include "store/store.h"
 
 void
@@ -33,7 +33,7 @@ bw_api_readyz(struct bw_request *req)
 			bw_json_kv_str(b, "error", st.error, false);
 		bw_buf_puts(b, "}");
 	}
-	bool tripped = bw_scoreboard_crash_breaker();
+	bool tripped = bw_phase_crash_looping();
 	bw_buf_puts(b, "},");
 	bw_json_key(b, "pool", true);
 	bw_buf_puts(b, "{");
@@ -43,6 +43,6 @@ bw_api_readyz(struct bw_request *req)
 	bw_json_kv_str(b, "status", ready ? "ready" : "unavailable", false);
 	bw_buf_puts(b, "}");
 	if (!ready)
-		bw_resp_header(req, "Retry-After", "1");
+		bw_resp_retry_after(req, 1000);
 	bw_resp_json(req, ready ? 200 : 503);
 }

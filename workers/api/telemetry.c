@@ -73,25 +73,14 @@ device_of(struct bw_request *req)
 	return NULL;
 }
 
-static void
-retry_after(struct bw_request *req, int64_t ms)
-{
-	char v[24];
-	int64_t s = (ms + 999) / 1000;
-
-	snprintf(v, sizeof(v), "%lld", (long long)(s < 1 ? 1 : s));
-	bw_resp_header(req, "Retry-After", v);
-}
-
 /* 503 for a MongoDB that is down, refused by the breaker or too slow;
  * extra (may be NULL) is a JSON fragment for the problem body. */
 static void
 mongo_unavailable(struct bw_request *req, const char *extra, const char *err)
 {
 	bw_info("telemetry: mongo unavailable: %s", err);
-	retry_after(req, bw_mongo_retry_after_ms());
-	bw_resp_problem_ex(req, 503, "dependency_unavailable", extra,
-	                   "MongoDB is unavailable or did not answer in time; retry shortly");
+	bw_resp_unavailable(req, bw_mongo_retry_after_ms(), extra,
+	                    "MongoDB is unavailable or did not answer in time; retry shortly");
 }
 
 static void
@@ -445,7 +434,7 @@ bw_api_telemetry_ingest(struct bw_request *req)
 		BSON_APPEND_DOCUMENT(docs[i], "data", rs[i].data);
 	}
 	bw_phase_set("mongo");
-	bool insert_first = strcmp(cfg->telemetry_write_mode, "insert") == 0;
+	bool insert_first = cfg->telemetry_write_mode == BW_TELEMETRY_INSERT;
 	int rc =
 	    bw_mongo_insert_new(COLLECTION, ids, docs, n, insert_first, fates, err, sizeof(err));
 	if (rc == BW_REFUSED) {

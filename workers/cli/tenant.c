@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "api/keys.h"
 #include "cli/cli.h"
 #include "core/arena.h"
 #include "core/buf.h"
@@ -17,14 +18,10 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "store/pg.h"
-#include "store/redis.h"
 #include "store/store.h"
 
 #define DEFAULT_RATE  "100"
 #define DEFAULT_BURST "200"
-
-static const char *const known_scopes[] = {"ledger:read", "ledger:write", "telemetry:read",
-                                           "telemetry:write"};
 
 struct cli {
 	struct bw_config cfg;
@@ -86,25 +83,6 @@ valid_burst(const char *s)
 	return *s != '\0' && *end == '\0' && v >= 1 && v <= 1000000;
 }
 
-static bool
-valid_scopes(const char *s)
-{
-	char buf[256];
-
-	if (strlen(s) >= sizeof(buf))
-		return false;
-	snprintf(buf, sizeof(buf), "%s", s);
-	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL;
-	     t = strtok_r(NULL, ",", &save)) {
-		bool ok = false;
-		for (size_t i = 0; i < sizeof(known_scopes) / sizeof(known_scopes[0]); i++)
-			ok = ok || strcmp(t, known_scopes[i]) == 0;
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 static int
 query(struct cli *c, const char *sql, int n, const char *const *params, struct bw_pg_result *r)
 {
@@ -117,22 +95,21 @@ query(struct cli *c, const char *sql, int n, const char *const *params, struct b
 	return -1;
 }
 
-static void
-redis_call(struct cli *c, const char *fn, const char *key, const char *arg, bool required, int *rc)
+/* query() for a statement of one parameter that must find one row: else
+ * "no WHAT PARAM" on stderr. */
+static int
+query_one(struct cli *c, const char *sql, const char *param, struct bw_pg_result *r,
+          const char *what)
 {
-	struct bw_redis_reply *r;
-	char err[200];
-	const char *keys[] = {key};
-	const char *args[] = {arg};
+	const char *p[] = {param};
 
-	if (bw_redis_fcall(c->arena, BW_DEP_REDIS, fn, 1, keys, arg != NULL ? 1 : 0, args, &r, err,
-	                   sizeof(err)) == 0 &&
-	    r->type != BW_REDIS_ERROR)
-		return;
-	fprintf(stderr, "bulwark: redis: %s\n",
-	        err[0] ? err : (r != NULL && r->str != NULL ? r->str : "error"));
-	if (required)
-		*rc = 1;
+	if (query(c, sql, 1, p, r) < 0)
+		return -1;
+	if (r->nrows != 1) {
+		fprintf(stderr, "bulwark: no %s %s\n", what, param);
+		return -1;
+	}
+	return 0;
 }
 
 /* Inserts a key for tenant inside the caller's transaction and prints
@@ -143,6 +120,7 @@ insert_key(struct cli *c, const char *tenant, const char *scopes, const char *ra
 {
 	struct bw_pg_result r;
 	char id[BW_KEY_ID_LEN + 1], secret[BW_SECRET_B64_LEN + 1], sha[BW_SHA256_HEX_LEN + 1];
+	char err[200];
 
 	if (bw_key_generate(id, secret) < 0) {
 		fprintf(stderr, "bulwark: no randomness from the kernel\n");
@@ -156,9 +134,9 @@ insert_key(struct cli *c, const char *tenant, const char *scopes, const char *ra
 	          6, p, &r) < 0 ||
 	    query(c, "COMMIT", 0, NULL, &r) < 0)
 		return -1;
-	int rc = 0;
-	redis_call(c, "bw_key_created", bw_arena_printf(c->arena, "bwneg:{%s}", id), NULL, false,
-	           &rc);
+	/* Not fatal: the negative cache entry expires by itself. */
+	if (bw_keys_created(c->arena, id, err, sizeof(err)) < 0)
+		fprintf(stderr, "bulwark: redis: %s\n", err);
 	struct bw_buf out;
 	bw_buf_init(&out, c->arena);
 	bw_buf_puts(&out, "{");
@@ -178,6 +156,7 @@ static const struct option policy_opts[] = {
 
 struct opts {
 	const char *rate, *burst, *tenant, *scopes, *config;
+	const char *arg; /* the operand: NAME or KEY_ID */
 };
 
 static int
@@ -219,28 +198,66 @@ parse_opts(int argc, char **argv, struct opts *o)
 		        o->burst);
 		return -1;
 	}
-	if (o->scopes != NULL && !valid_scopes(o->scopes)) {
-		fprintf(stderr,
-		        "bulwark: --scopes: a comma list of ledger:read, ledger:write, "
-		        "telemetry:read, telemetry:write (got \"%s\")\n",
+	if (o->scopes != NULL && !bw_scopes_valid(o->scopes)) {
+		char names[128];
+		bw_scopes_join(names, sizeof(names), ", ");
+		fprintf(stderr, "bulwark: --scopes: a comma list of %s (got \"%s\")\n", names,
 		        o->scopes);
 		return -1;
 	}
 	return 0;
 }
 
-static const char *
-all_scopes(void)
+/* The work of one command inside its transaction. Returns 0 when done,
+ * having printed the result; else the error has been printed. */
+typedef int (*command_fn)(struct cli *c, const char *setting_value, const struct opts *o);
+
+/* Loads the configuration, connects as the schema owner, and runs fn in a
+ * transaction whose row-level security setting (bulwark.tenant_id or
+ * bulwark.key_id) is value, or a new tenant id when value is NULL. Returns
+ * the exit status. */
+static int
+run_command(const struct opts *o, const char *setting, const char *value, command_fn fn)
 {
-	return "ledger:read,ledger:write,telemetry:read,telemetry:write";
+	struct cli c;
+	struct bw_pg_result r;
+	const char *p[] = {setting, value};
+	int rc = cli_open(&c, o->config);
+
+	if (rc != 0)
+		goto out;
+	rc = 1;
+	if (query(&c, "BEGIN", 0, NULL, &r) < 0 ||
+	    query(&c, "SELECT set_config($1, coalesce($2, gen_random_uuid()::text), true)", 2, p,
+	          &r) < 0)
+		goto out;
+	if (fn(&c, bw_arena_strdup(c.arena, bw_pg_get(&r, 0, 0)), o) == 0)
+		rc = 0;
+out:
+	cli_close(&c);
+	return rc;
+}
+
+static int
+tenant_create(struct cli *c, const char *tenant, const struct opts *o)
+{
+	struct bw_pg_result r;
+	char scopes[128];
+	const char *rate = o->rate ? o->rate : DEFAULT_RATE;
+	const char *burst = o->burst ? o->burst : DEFAULT_BURST;
+	const char *p[] = {tenant, o->arg, rate, burst};
+
+	bw_scopes_join(scopes, sizeof(scopes), ",");
+	if (query(c, "INSERT INTO tenants (id, name, rate, burst) VALUES ($1, $2, $3, $4)", 4, p,
+	          &r) < 0)
+		return -1;
+	return insert_key(c, tenant, scopes, rate, burst);
 }
 
 int
 bw_cmd_tenant(int argc, char **argv)
 {
 	struct opts o = {0};
-	struct cli c;
-	struct bw_pg_result r;
 
 	if (argc < 3 || strcmp(argv[1], "create") != 0 || parse_opts(argc - 1, argv + 1, &o) < 0 ||
 	    optind != argc - 2) {
@@ -248,77 +265,76 @@ bw_cmd_tenant(int argc, char **argv)
 		        "usage: bulwark tenant create NAME [--rate R --burst B] [-c FILE]\n");
 		return EX_USAGE;
 	}
-	const char *name = argv[argc - 1];
-	if (strlen(name) < 1 || strlen(name) > 200) {
+	o.arg = argv[argc - 1];
+	if (strlen(o.arg) < 1 || strlen(o.arg) > 200) {
 		fprintf(stderr, "bulwark: NAME: 1 to 200 characters\n");
 		return EX_USAGE;
 	}
-	int rc = cli_open(&c, o.config);
-	if (rc != 0)
-		goto out;
-	rc = 1;
-	const char *rate = o.rate ? o.rate : DEFAULT_RATE,
-	           *burst = o.burst ? o.burst : DEFAULT_BURST;
-	if (query(&c, "BEGIN", 0, NULL, &r) < 0 ||
-	    query(&c, "SELECT set_config('bulwark.tenant_id', gen_random_uuid()::text, true)", 0,
-	          NULL, &r) < 0)
-		goto out;
-	const char *tenant = bw_arena_strdup(c.arena, bw_pg_get(&r, 0, 0));
-	const char *p[] = {tenant, name, rate, burst};
-	if (query(&c, "INSERT INTO tenants (id, name, rate, burst) VALUES ($1, $2, $3, $4)", 4, p,
-	          &r) < 0 ||
-	    insert_key(&c, tenant, all_scopes(), rate, burst) < 0)
-		goto out;
-	rc = 0;
-out:
-	cli_close(&c);
-	return rc;
+	return run_command(&o, "bulwark.tenant_id", NULL, tenant_create);
+}
+
+static int
+key_create_in(struct cli *c, const char *tenant, const struct opts *o)
+{
+	struct bw_pg_result r;
+	char scopes[128];
+
+	if (query_one(c,
+	              "SELECT rate::text, burst::text FROM tenants "
+	              "WHERE $1 ~ '^[0-9a-fA-F-]{36}$' AND id = $1::uuid",
+	              tenant, &r, "tenant") < 0)
+		return -1;
+	bw_scopes_join(scopes, sizeof(scopes), ",");
+	return insert_key(c, tenant, o->scopes ? o->scopes : scopes,
+	                  o->rate ? o->rate : bw_pg_get(&r, 0, 0),
+	                  o->burst ? o->burst : bw_pg_get(&r, 0, 1));
 }
 
 static int
 key_create(int argc, char **argv)
 {
 	struct opts o = {0};
-	struct cli c;
-	struct bw_pg_result r;
 
 	if (parse_opts(argc, argv, &o) < 0 || optind != argc || o.tenant == NULL) {
 		fprintf(stderr, "usage: bulwark key create --tenant ID [--scopes a,b] [--rate R "
 		                "--burst B] [-c FILE]\n");
 		return EX_USAGE;
 	}
-	int rc = cli_open(&c, o.config);
-	if (rc != 0)
-		goto out;
-	rc = 1;
-	const char *p[] = {o.tenant};
-	if (query(&c, "BEGIN", 0, NULL, &r) < 0 ||
-	    query(&c, "SELECT set_config('bulwark.tenant_id', $1, true)", 1, p, &r) < 0 ||
-	    query(&c,
-	          "SELECT rate::text, burst::text FROM tenants "
-	          "WHERE $1 ~ '^[0-9a-fA-F-]{36}$' AND id = $1::uuid",
-	          1, p, &r) < 0)
-		goto out;
-	if (r.nrows != 1) {
-		fprintf(stderr, "bulwark: no tenant %s\n", o.tenant);
-		goto out;
+	return run_command(&o, "bulwark.tenant_id", o.tenant, key_create_in);
+}
+
+static int
+key_revoke_in(struct cli *c, const char *id, const struct opts *o)
+{
+	struct bw_pg_result r;
+	char err[200];
+
+	if (query_one(
+	        c,
+	        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1 "
+	        "RETURNING to_char(revoked_at AT TIME ZONE 'UTC', "
+	        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+	        id, &r, "key") < 0)
+		return -1;
+	const char *at = bw_arena_strdup(c->arena, bw_pg_get(&r, 0, 0));
+	if (query(c, "COMMIT", 0, NULL, &r) < 0)
+		return -1;
+	/* Without the tombstone a cached record would stay valid until it
+	 * expires: fail loudly, and a second run repeats it. */
+	if (bw_keys_revoke(c->arena, id, c->cfg.revoked_ttl_s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bulwark: redis: %s\n", err);
+		fprintf(stderr, "bulwark: revoked in PostgreSQL, but the cached key could not be "
+		                "invalidated; run the command again\n");
+		return -1;
 	}
-	const char *rate = o.rate ? o.rate : bw_pg_get(&r, 0, 0);
-	const char *burst = o.burst ? o.burst : bw_pg_get(&r, 0, 1);
-	if (insert_key(&c, o.tenant, o.scopes ? o.scopes : all_scopes(), rate, burst) < 0)
-		goto out;
-	rc = 0;
-out:
-	cli_close(&c);
-	return rc;
+	printf("{\"key_id\":\"%s\",\"revoked_at\":\"%s\"}\n", id, at);
+	return 0;
 }
 
 static int
 key_revoke(int argc, char **argv)
 {
 	struct opts o = {0};
-	struct cli c;
-	struct bw_pg_result r;
 
 	if (parse_opts(argc, argv, &o) < 0 || optind != argc - 1) {
 		fprintf(stderr, "usage: bulwark key revoke KEY_ID [-c FILE]\n");
@@ -334,40 +350,7 @@ key_revoke(int argc, char **argv)
 		        id);
 		return EX_USAGE;
 	}
-	int rc = cli_open(&c, o.config);
-	if (rc != 0)
-		goto out;
-	rc = 1;
-	const char *p[] = {id};
-	if (query(&c, "BEGIN", 0, NULL, &r) < 0 ||
-	    query(&c, "SELECT set_config('bulwark.key_id', $1, true)", 1, p, &r) < 0 ||
-	    query(&c,
-	          "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1 "
-	          "RETURNING to_char(revoked_at AT TIME ZONE 'UTC', "
-	          "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-	          1, p, &r) < 0)
-		goto out;
-	if (r.nrows != 1) {
-		fprintf(stderr, "bulwark: no key %s\n", id);
-		goto out;
-	}
-	const char *at = bw_arena_strdup(c.arena, bw_pg_get(&r, 0, 0));
-	if (query(&c, "COMMIT", 0, NULL, &r) < 0)
-		goto out;
-	/* Without the tombstone a cached record would stay valid until it
-	 * expires: fail loudly, and a second run repeats it. */
-	rc = 0;
-	redis_call(&c, "bw_key_revoke", bw_arena_printf(c.arena, "bwk:{%s}", id),
-	           bw_arena_printf(c.arena, "%lld", (long long)c.cfg.revoked_ttl_s * 1000), true,
-	           &rc);
-	if (rc == 0)
-		printf("{\"key_id\":\"%s\",\"revoked_at\":\"%s\"}\n", id, at);
-	else
-		fprintf(stderr, "bulwark: revoked in PostgreSQL, but the cached key could not be "
-		                "invalidated; run the command again\n");
-out:
-	cli_close(&c);
-	return rc;
+	return run_command(&o, "bulwark.key_id", id, key_revoke_in);
 }
 
 int

@@ -26,8 +26,9 @@ bw_cmd_version(int argc, char **argv)
 static const char *
 type_name(enum bw_config_type t)
 {
-	static const char *const names[] = {"string", "integer", "integer",
-	                                    "size",   "bool",    "level"};
+	/* An enum key is a string to whoever writes the file. */
+	static const char *const names[] = {"string", "integer", "integer", "size",
+	                                    "bool",   "level",   "string"};
 	return names[t];
 }
 

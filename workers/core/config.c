@@ -16,8 +16,27 @@
 
 #define KEY(name, type, def, min, max, help)                                                       \
 	{                                                                                          \
-#name, type, offsetof(struct bw_config, name), def, min, max, help                 \
+#name, type, offsetof(struct bw_config, name), def, min, max, help, NULL           \
 	}
+
+/* An enum key: the field holds the index of its value in names. */
+#define ENUM_KEY(name, names, def, help)                                                           \
+	{                                                                                          \
+#name, BW_CONF_ENUM, offsetof(struct bw_config, name), def, 0, 0, help, names      \
+	}
+
+static const char *const redis_fallback_names[] = {
+    [BW_REDIS_FALLBACK_LOCAL] = "local",
+    [BW_REDIS_FALLBACK_OPEN] = "open",
+    [BW_REDIS_FALLBACK_CLOSED] = "closed",
+    NULL,
+};
+
+static const char *const telemetry_write_names[] = {
+    [BW_TELEMETRY_UPSERT] = "upsert",
+    [BW_TELEMETRY_INSERT] = "insert",
+    NULL,
+};
 
 const struct bw_config_key bw_config_keys[] = {
     KEY(listen, BW_CONF_STRING, "/run/bulwark/fcgi.sock", 0, 0,
@@ -75,7 +94,8 @@ const struct bw_config_key bw_config_keys[] = {
         "days a reading is kept: the TTL index on received_at, set by bulwark migrate up"),
     KEY(telemetry_latest_ttl_s, BW_CONF_INT, "3600", 1, 604800,
         "how long the cache Redis keeps a device's latest reading"),
-    KEY(telemetry_write_mode, BW_CONF_STRING, "insert", 0, 0,
+    ENUM_KEY(
+        telemetry_write_mode, telemetry_write_names, "insert",
         "upsert: each batch is one bulk of update_one upserts ($setOnInsert by _id); insert: an "
         "unordered insert_many first, the upsert bulk only if the server refused it whole over a "
         "duplicate (jongodb)"),
@@ -89,9 +109,9 @@ const struct bw_config_key bw_config_keys[] = {
     KEY(breaker_cooldown_ms, BW_CONF_INT, "250", 10, 60000,
         "time an open breaker waits before one probe"),
     KEY(cache_ttl_s, BW_CONF_INT, "60", 1, 86400, "cache-aside TTL (jittered)"),
-    KEY(ratelimit_on_redis_error, BW_CONF_STRING, "local", 0, 0,
-        "when Redis fails: local (host-wide limiter in shared memory), open (allow) or closed "
-        "(503)"),
+    ENUM_KEY(ratelimit_on_redis_error, redis_fallback_names, "local",
+             "when Redis fails: local (host-wide limiter in shared memory), open (allow) or closed "
+             "(503)"),
     KEY(ratelimit_hosts, BW_CONF_INT, "1", 1, 1000,
         "hosts sharing the limits: the local fallback allows rate and burst divided by this"),
     KEY(auth_fail_rate, BW_CONF_INT, "10", 1, 100000,
@@ -199,6 +219,22 @@ parse_bool(const char *s, bool *out)
 	return -1;
 }
 
+/* "a, b or c" */
+static void
+join_names(const char *const *names, char *out, size_t outlen)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; names[i] != NULL && used < outlen; i++) {
+		const char *sep = i == 0 ? "" : names[i + 1] == NULL ? " or " : ", ";
+		int w = snprintf(out + used, outlen - used, "%s%s", sep, names[i]);
+		if (w < 0)
+			return;
+		used += (size_t)w;
+	}
+}
+
 /* Sets one key from its text form. `origin` names where the value came from. */
 static int
 set_value(struct bw_config *cfg, const struct bw_config_key *k, const char *val, const char *origin,
@@ -251,6 +287,20 @@ set_value(struct bw_config *cfg, const struct bw_config_key *k, const char *val,
 		snprintf(err, errlen, "%s%s: must be debug, info, warn or error (got \"%s\")",
 		         k->name, origin, val);
 		return -1;
+	case BW_CONF_ENUM: {
+		char names[128];
+		for (int i = 0; k->names[i] != NULL; i++) {
+			if (strcmp(val, k->names[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		/* Without the origin: these keys were checked after loading once,
+		 * and their message has kept that shape. */
+		join_names(k->names, names, sizeof(names));
+		snprintf(err, errlen, "%s: must be %s (got \"%s\")", k->name, names, val);
+		return -1;
+	}
 	}
 	if (v < k->min || v > k->max) {
 		snprintf(err, errlen, "%s%s: must be between %ld and %ld (got \"%s\")", k->name,
@@ -380,20 +430,6 @@ check(struct bw_config *cfg, char *err, size_t errlen)
 	}
 	if (strcmp(cfg->status_listen, cfg->listen) == 0) {
 		snprintf(err, errlen, "status_listen: must differ from listen");
-		return -1;
-	}
-	const char *mode = cfg->ratelimit_on_redis_error;
-	if (strcmp(mode, "local") != 0 && strcmp(mode, "open") != 0 &&
-	    strcmp(mode, "closed") != 0) {
-		snprintf(err, errlen,
-		         "ratelimit_on_redis_error: must be local, open or closed (got \"%s\")",
-		         mode);
-		return -1;
-	}
-	if (strcmp(cfg->telemetry_write_mode, "upsert") != 0 &&
-	    strcmp(cfg->telemetry_write_mode, "insert") != 0) {
-		snprintf(err, errlen, "telemetry_write_mode: must be upsert or insert (got \"%s\")",
-		         cfg->telemetry_write_mode);
 		return -1;
 	}
 	/* w = 0 would acknowledge nothing: a 201 must mean written. */

@@ -8,6 +8,16 @@
 
 enum bw_log_level { BW_LOG_DEBUG, BW_LOG_INFO, BW_LOG_WARN, BW_LOG_ERROR };
 
+/* ratelimit_on_redis_error: how auth limits while Redis is unreachable. */
+enum bw_redis_fallback {
+	BW_REDIS_FALLBACK_LOCAL,  /* the host-local table (store/limiter.h) */
+	BW_REDIS_FALLBACK_OPEN,   /* allow every valid key */
+	BW_REDIS_FALLBACK_CLOSED, /* 503 */
+};
+
+/* telemetry_write_mode: how a batch reaches MongoDB (api/telemetry.c). */
+enum bw_telemetry_write { BW_TELEMETRY_UPSERT, BW_TELEMETRY_INSERT };
+
 struct bw_config {
 	char *listen;
 	int listen_backlog;
@@ -36,7 +46,7 @@ struct bw_config {
 	int telemetry_max_future_s;
 	int telemetry_retention_days;
 	int telemetry_latest_ttl_s;
-	char *telemetry_write_mode;
+	enum bw_telemetry_write telemetry_write_mode;
 	int connect_timeout_ms;
 	int pg_statement_timeout_ms;
 	int redis_timeout_ms;
@@ -45,7 +55,7 @@ struct bw_config {
 	int breaker_threshold;
 	int breaker_cooldown_ms;
 	int cache_ttl_s;
-	char *ratelimit_on_redis_error;
+	enum bw_redis_fallback ratelimit_on_redis_error;
 	int ratelimit_hosts;
 	int auth_fail_rate;
 	int auth_fail_burst;
@@ -67,7 +77,8 @@ enum bw_config_type {
 	BW_CONF_LONG,
 	BW_CONF_SIZE,
 	BW_CONF_BOOL,
-	BW_CONF_LOGLEVEL
+	BW_CONF_LOGLEVEL,
+	BW_CONF_ENUM, /* one of names[]; the field holds its index */
 };
 
 struct bw_config_key {
@@ -77,6 +88,7 @@ struct bw_config_key {
 	const char *def;
 	long min, max;
 	const char *help;
+	const char *const *names; /* BW_CONF_ENUM: NULL-terminated, in enum order */
 };
 
 extern const struct bw_config_key bw_config_keys[];

@@ -1,3 +1,5 @@
+/* One request, in order: match, authenticate, read the body, run the
+ * handler, send, log. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -7,11 +9,9 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/phase.h"
-#include "http/auth.h"
 #include "http/pipeline.h"
 #include "http/response.h"
 #include "http/router.h"
-#include "pool/scoreboard.h"
 
 static bool
 is_json_type(const char *ct)
@@ -62,11 +62,16 @@ run(struct bw_request *req)
 		break;
 	}
 	const struct bw_route *r = req->route;
-	bw_slot_begin(bw_scoreboard_mine(), r->name);
-	if (r->flags & BW_ROUTE_AUTH) {
+	bw_phase_begin(r->name);
+	if (r->auth != NULL) {
 		bw_phase_set("auth");
-		if (bw_auth_request(req) < 0)
+		if (r->auth(req) < 0)
 			return;
+		if (!bw_route_permits(r, &req->who)) {
+			bw_resp_problem(req, 403, "insufficient_scope",
+			                "this route needs the scope %s", r->scope);
+			return;
+		}
 	}
 	if (r->flags & BW_ROUTE_JSON_BODY) {
 		long limit = r->body_limit > 0 ? r->body_limit : req->cfg->body_limit;

@@ -1,3 +1,4 @@
+/* Building responses: the status reasons, extra headers, problem bodies. */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -102,5 +103,27 @@ bw_resp_problem_ex(struct bw_request *req, int status, const char *code, const c
 
 	va_start(ap, fmt);
 	problem(req, status, code, extra, fmt, ap);
+	va_end(ap);
+}
+
+void
+bw_resp_retry_after(struct bw_request *req, int64_t ms)
+{
+	char num[24];
+	int64_t s = (ms + 999) / 1000;
+
+	snprintf(num, sizeof(num), "%lld", (long long)(s < 1 ? 1 : s));
+	bw_resp_header(req, "Retry-After", num);
+}
+
+void
+bw_resp_unavailable(struct bw_request *req, int64_t retry_ms, const char *extra, const char *fmt,
+                    ...)
+{
+	va_list ap;
+
+	bw_resp_retry_after(req, retry_ms);
+	va_start(ap, fmt);
+	problem(req, 503, "dependency_unavailable", extra, fmt, ap);
 	va_end(ap);
 }

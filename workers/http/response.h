@@ -2,6 +2,8 @@
 #ifndef BW_RESPONSE_H
 #define BW_RESPONSE_H
 
+#include <stdint.h>
+
 #include "http/request.h"
 
 const char *bw_status_reason(int status);
@@ -17,5 +19,12 @@ void bw_resp_problem(struct bw_request *req, int status, const char *code, const
  * placed before request_id. */
 void bw_resp_problem_ex(struct bw_request *req, int status, const char *code, const char *extra,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Retry-After for a wait of ms: whole seconds, rounded up, at least 1. */
+void bw_resp_retry_after(struct bw_request *req, int64_t ms);
+/* A dependency is down, busy or too slow: 503 dependency_unavailable with
+ * Retry-After for retry_ms. extra as in bw_resp_problem_ex (may be NULL). */
+void bw_resp_unavailable(struct bw_request *req, int64_t retry_ms, const char *extra,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -94,3 +94,22 @@ bw_route_index(const struct bw_route *r)
 		return bw_nroutes;
 	return (size_t)(r - bw_routes);
 }
+
+bool
+bw_route_permits(const struct bw_route *r, const struct bw_identity *who)
+{
+	const char *want = r->scope;
+	size_t n;
+
+	if (want == NULL)
+		return true;
+	n = strlen(want);
+	for (const char *s = who->scopes; s != NULL && *s;) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma != NULL ? (size_t)(comma - s) : strlen(s);
+		if (len == n && strncmp(s, want, n) == 0)
+			return true;
+		s = comma != NULL ? comma + 1 : NULL;
+	}
+	return false;
+}

@@ -3,7 +3,8 @@
 Redis 7 functions of bulwark, loaded with FUNCTION LOAD REPLACE by the
 workers (embedded in the binary at build time) and called with FCALL.
 
-Keys (everything written here gets a TTL in the same call):
+Keys (everything written here gets a TTL in the same call; the C side
+builds their names in workers/api/keys.c):
   bwk:{ID}       hash, the cached record of API key ID:
                  tenant, sha (hex SHA-256 of the secret), scopes (comma list),
                  kint, kburst (key policy: emission interval in µs, burst),
@@ -70,7 +71,7 @@ end
 bw_auth KEYS: bwk:{ID}, bwneg:{ID}, rl:{ID}:k, rl:ip:PREFIX
         ARGV: sha_hex, ip_interval_us, ip_burst, now_us ('' = TIME)
 Returns one of
-  {'ok',      tenant, scopes, krate, kburst, trate, tburst, <key policy: remaining, reset_us>, <tenant: remaining, reset_us>}
+  {'ok',      tenant, scopes, krate, kburst, trate, tburst, <key policy: remaining, reset_us, 0>, <tenant: remaining, reset_us, 0>}
   {'limited', tenant, scopes, krate, kburst, trate, tburst, <key: remaining, reset_us, retry_us>, <tenant: remaining, reset_us, retry_us>}
   {'miss'}                       not cached: read PostgreSQL, bw_key_fill, call again
   {'unknown', ip_ok, retry_us}   negative-cached (the failure is charged to the IP)
@@ -78,6 +79,8 @@ Returns one of
   {'bad_secret', ip_ok, retry_us}
   {'ip_limited', retry_us}       miss, but this address has no failed attempts left
 A request denied by any policy consumes nothing from any policy.
+workers/api/auth.c reads these slots by name (enum bw_auth_reply): change
+both together.
 ]]
 local function bw_auth(keys, args)
   local rec_key, neg_key, key_bucket, ip_key = keys[1], keys[2], keys[3], keys[4]
@@ -144,7 +147,7 @@ end
 bw_auth_fail KEYS: bwneg:{ID} (or '' when the key id was malformed), rl:ip:PREFIX
              ARGV: neg_ttl_ms, ip_interval_us, ip_burst, now_us ('' = TIME)
 Records an unknown key (negative cache) and charges the client's bucket.
-Returns {ip_ok, retry_us}.
+Returns {ip_ok, retry_us} (enum bw_auth_reply, R_FAIL_*).
 ]]
 local function bw_auth_fail(keys, args)
   if keys[1] ~= '' then

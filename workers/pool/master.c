@@ -17,11 +17,11 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/router.h"
-#include "pool/limiter.h"
 #include "pool/master.h"
 #include "pool/notify.h"
 #include "pool/reload.h"
 #include "pool/signals.h"
+#include "store/limiter.h"
 
 #define TICK_MS          50
 #define STATUS_NOTIFY_MS 2000

@@ -1,3 +1,4 @@
+/* The scoreboard: made by the master, one slot written by each worker. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,7 +12,6 @@
 const double bw_sb_bucket_bounds[BW_SB_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                    0.05,   0.1,   0.25,   0.5,   1.0,  0};
 
-static struct bw_scoreboard *attached;
 static struct bw_slot *mine;
 
 struct bw_scoreboard *
@@ -33,24 +33,25 @@ bw_scoreboard_destroy(struct bw_scoreboard *sb)
 		munmap(sb, sizeof(*sb));
 }
 
+static void
+begin_route(const char *route)
+{
+	bw_slot_begin(mine, route);
+}
+
 void
 bw_scoreboard_attach(struct bw_scoreboard *sb, int slot)
 {
-	attached = sb;
 	mine = &sb->slots[slot];
 	bw_phase_bind(mine->phase, sizeof(mine->phase));
+	bw_phase_bind_begin(begin_route);
+	bw_phase_bind_crash_flag(&sb->crash_breaker);
 }
 
 struct bw_slot *
 bw_scoreboard_mine(void)
 {
 	return mine;
-}
-
-bool
-bw_scoreboard_crash_breaker(void)
-{
-	return attached != NULL && attached->crash_breaker;
 }
 
 void

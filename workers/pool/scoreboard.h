@@ -56,10 +56,10 @@ struct bw_scoreboard {
 struct bw_scoreboard *bw_scoreboard_create(void);
 void bw_scoreboard_destroy(struct bw_scoreboard *sb);
 
-/* Worker side: the slot this process writes. */
+/* Worker side: the slot this process writes. Attaching binds the phase,
+ * the route start (bw_slot_begin) and the crash flag (core/phase.h). */
 void bw_scoreboard_attach(struct bw_scoreboard *sb, int slot);
 struct bw_slot *bw_scoreboard_mine(void);
-bool bw_scoreboard_crash_breaker(void);
 void bw_slot_set_state(struct bw_slot *s, enum bw_slot_state st);
 void bw_slot_begin(struct bw_slot *s, const char *route);
 void bw_slot_end(struct bw_slot *s, size_t route_index, int status, int64_t duration_us);

@@ -44,6 +44,8 @@ test_defaults_are_valid(void **state)
 	assert_int_equal(c.listen_backlog, 511);
 	assert_int_equal(c.body_limit, 1024 * 1024);
 	assert_true(c.access_log);
+	assert_int_equal(c.ratelimit_on_redis_error, BW_REDIS_FALLBACK_LOCAL);
+	assert_int_equal(c.telemetry_write_mode, BW_TELEMETRY_INSERT);
 	/* redis_cache defaults to redis */
 	assert_string_equal(c.redis_cache, c.redis);
 	bw_config_free(&c);
@@ -109,6 +111,35 @@ test_bad_values_name_the_key(void **state)
 	}
 }
 
+/* Enum keys become their enum at load; a value outside the names is refused
+ * with the list of names, in one line. */
+static void
+test_enum_keys(void **state)
+{
+	struct bw_config c;
+	char err[256];
+	const char *f = write_file("ratelimit_on_redis_error = closed\n"
+	                           "telemetry_write_mode = upsert\n");
+
+	assert_int_equal(bw_config_load(&c, f, err, sizeof(err)), 0);
+	assert_int_equal(c.ratelimit_on_redis_error, BW_REDIS_FALLBACK_CLOSED);
+	assert_int_equal(c.telemetry_write_mode, BW_TELEMETRY_UPSERT);
+	bw_config_free(&c);
+	setenv("BULWARK_RATELIMIT_ON_REDIS_ERROR", "open", 1);
+	assert_int_equal(bw_config_load(&c, f, err, sizeof(err)), 0);
+	assert_int_equal(c.ratelimit_on_redis_error, BW_REDIS_FALLBACK_OPEN);
+	bw_config_free(&c);
+
+	setenv("BULWARK_RATELIMIT_ON_REDIS_ERROR", "sometimes", 1);
+	assert_int_equal(bw_config_load(&c, NULL, err, sizeof(err)), -1);
+	assert_string_equal(
+	    err, "ratelimit_on_redis_error: must be local, open or closed (got \"sometimes\")");
+	unsetenv("BULWARK_RATELIMIT_ON_REDIS_ERROR");
+	f = write_file("telemetry_write_mode = Insert\n");
+	assert_int_equal(bw_config_load(&c, f, err, sizeof(err)), -1);
+	assert_string_equal(err, "telemetry_write_mode: must be upsert or insert (got \"Insert\")");
+}
+
 static void
 test_missing_file(void **state)
 {
@@ -124,6 +155,8 @@ test_table_is_consistent(void **state)
 	/* Every default must load on its own, and names must be unique. */
 	for (size_t i = 0; i < bw_config_nkeys; i++) {
 		assert_non_null(bw_config_keys[i].help);
+		assert_true((bw_config_keys[i].type == BW_CONF_ENUM) ==
+		            (bw_config_keys[i].names != NULL));
 		for (size_t j = i + 1; j < bw_config_nkeys; j++)
 			assert_string_not_equal(bw_config_keys[i].name, bw_config_keys[j].name);
 	}
@@ -136,6 +169,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_defaults_are_valid, teardown),
 	    cmocka_unit_test_teardown(test_file_then_env, teardown),
 	    cmocka_unit_test_teardown(test_bad_values_name_the_key, teardown),
+	    cmocka_unit_test_teardown(test_enum_keys, teardown),
 	    cmocka_unit_test_teardown(test_missing_file, teardown),
 	    cmocka_unit_test_teardown(test_table_is_consistent, teardown),
 	};

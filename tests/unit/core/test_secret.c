@@ -3,7 +3,6 @@
 
 #include "../unit.h"
 #include "core/secret.h"
-#include "http/auth.h"
 
 static void
 test_generate_shapes_and_uniqueness(void **state)
@@ -64,22 +63,6 @@ test_sha256_known_answer(void **state)
 	assert_false(bw_ct_equal("same", "sane", 4));
 }
 
-static void
-test_client_prefix(void **state)
-{
-	char out[80];
-	bw_client_prefix("203.0.113.7", out, sizeof(out));
-	assert_string_equal(out, "203.0.113.7");
-	bw_client_prefix("2001:db8:1:2:3:4:5:6", out, sizeof(out));
-	assert_string_equal(out, "2001:db8:1:2::/64");
-	bw_client_prefix("2001:db8:1:2:ffff::1", out, sizeof(out));
-	assert_string_equal(out, "2001:db8:1:2::/64");
-	bw_client_prefix("::ffff:10.1.0.1", out, sizeof(out));
-	assert_string_equal(out, "10.1.0.1");
-	bw_client_prefix(NULL, out, sizeof(out));
-	assert_string_equal(out, "unknown");
-}
-
 int
 main(void)
 {
@@ -87,7 +70,6 @@ main(void)
 	    cmocka_unit_test(test_generate_shapes_and_uniqueness),
 	    cmocka_unit_test(test_parse_rejects_bad_shapes),
 	    cmocka_unit_test(test_sha256_known_answer),
-	    cmocka_unit_test(test_client_prefix),
 	};
 	return cmocka_run_group_tests_name("secret", tests, NULL, NULL);
 }

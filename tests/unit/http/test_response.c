@@ -1,20 +1,44 @@
+/* Responses: problem bodies, extra headers, Retry-After and the 503 of a
+ * dependency that is unavailable. */
+#include <stdio.h>
 #include <string.h>
 
 #include "../unit.h"
 #include "core/arena.h"
 #include "http/response.h"
 
+static struct bw_arena *arena;
+
+static int
+setup(void **state)
+{
+	arena = bw_arena_new(4096);
+	return arena == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	bw_arena_free(arena);
+	return 0;
+}
+
+static void
+new_request(struct bw_request *req, const char *request_id)
+{
+	memset(req, 0, sizeof(*req));
+	req->arena = arena;
+	req->request_id = request_id;
+	bw_buf_init(&req->headers, arena);
+	bw_buf_init(&req->body_out, arena);
+}
+
 static void
 test_problem_has_every_field(void **state)
 {
-	struct bw_arena *a = bw_arena_new(4096);
 	struct bw_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.arena = a;
-	req.request_id = "rid-1";
-	bw_buf_init(&req.headers, a);
-	bw_buf_init(&req.body_out, a);
+	new_request(&req, "rid-1");
 	bw_resp_problem(&req, 413, "payload_too_large", "body of %d bytes", 5000);
 	assert_int_equal(req.status, 413);
 	assert_string_equal(req.out_type, "application/problem+json");
@@ -24,49 +48,78 @@ test_problem_has_every_field(void **state)
 	                    "\"title\":\"Content Too Large\",\"status\":413,"
 	                    "\"detail\":\"body of 5000 bytes\",\"code\":\"payload_too_large\","
 	                    "\"request_id\":\"rid-1\"}");
-	bw_arena_free(a);
 }
 
 static void
 test_problem_escapes_detail(void **state)
 {
-	struct bw_arena *a = bw_arena_new(4096);
 	struct bw_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.arena = a;
-	req.request_id = "r";
-	bw_buf_init(&req.headers, a);
-	bw_buf_init(&req.body_out, a);
+	new_request(&req, "r");
 	bw_resp_problem(&req, 404, "not_found", "no route for %s", "/x\"y\n");
 	assert_non_null(strstr(bw_buf_cstr(&req.body_out), "no route for /x\\\"y\\n"));
-	bw_arena_free(a);
 }
 
 static void
 test_headers_and_reasons(void **state)
 {
-	struct bw_arena *a = bw_arena_new(4096);
 	struct bw_request req;
 
-	memset(&req, 0, sizeof(req));
-	bw_buf_init(&req.headers, a);
+	new_request(&req, "r");
 	bw_resp_header(&req, "Allow", "GET, HEAD");
 	bw_resp_header(&req, "Retry-After", "1");
 	assert_string_equal(bw_buf_cstr(&req.headers), "Allow: GET, HEAD\r\nRetry-After: 1\r\n");
 	assert_string_equal(bw_status_reason(405), "Method Not Allowed");
 	assert_string_equal(bw_status_reason(503), "Service Unavailable");
 	assert_string_equal(bw_status_reason(299), "Unknown");
-	bw_arena_free(a);
+}
+
+static void
+test_retry_after_rounds_up_to_whole_seconds(void **state)
+{
+	static const struct {
+		int64_t ms;
+		const char *want;
+	} cases[] = {{-5, "1"}, {0, "1"}, {1, "1"}, {1000, "1"}, {1001, "2"}, {2500, "3"}};
+	struct bw_request req;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char want[64];
+		new_request(&req, "r");
+		bw_resp_retry_after(&req, cases[i].ms);
+		snprintf(want, sizeof(want), "Retry-After: %s\r\n", cases[i].want);
+		assert_string_equal(bw_buf_cstr(&req.headers), want);
+	}
+}
+
+static void
+test_unavailable_is_503_with_retry_after(void **state)
+{
+	struct bw_request req;
+
+	new_request(&req, "r");
+	bw_resp_unavailable(&req, 1500, "\"retry_safe\":true", "%s is unavailable", "x");
+	assert_int_equal(req.status, 503);
+	assert_string_equal(req.code, "dependency_unavailable");
+	assert_string_equal(bw_buf_cstr(&req.headers), "Retry-After: 2\r\n");
+	assert_string_equal(bw_buf_cstr(&req.body_out),
+	                    "{\"type\":\"https://bulwark.dev/problems/dependency-unavailable\","
+	                    "\"title\":\"Service Unavailable\",\"status\":503,"
+	                    "\"detail\":\"x is unavailable\",\"code\":\"dependency_unavailable\","
+	                    "\"retry_safe\":true,\"request_id\":\"r\"}");
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_problem_has_every_field),
-	    cmocka_unit_test(test_problem_escapes_detail),
-	    cmocka_unit_test(test_headers_and_reasons),
+	    cmocka_unit_test_setup_teardown(test_problem_has_every_field, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_problem_escapes_detail, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_headers_and_reasons, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retry_after_rounds_up_to_whole_seconds, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_unavailable_is_503_with_retry_after, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests_name("response", tests, NULL, NULL);
 }

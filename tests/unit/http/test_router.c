@@ -13,13 +13,15 @@ handler(struct bw_request *req)
 }
 
 const struct bw_route bw_routes[] = {
-    {"GET", "/healthz", handler, 0, 0, NULL, "GET /healthz"},
-    {"GET", "/v1/accounts", handler, 0, 0, NULL, "GET /v1/accounts"},
-    {"POST", "/v1/accounts", handler, 0, 0, NULL, "POST /v1/accounts"},
-    {"GET", "/v1/accounts/{id}", handler, 0, 0, NULL, "GET /v1/accounts/{id}"},
-    {"GET", "/v1/accounts/{id}/entries", handler, 0, 0, NULL, "GET /v1/accounts/{id}/entries"},
-    {"PUT", "/v1/vault/items/{name}", handler, 0, 0, NULL, "PUT /v1/vault/items/{name}"},
-    {"DELETE", "/v1/vault/items/{name}", handler, 0, 0, NULL, "DELETE /v1/vault/items/{name}"},
+    {"GET", "/healthz", handler, NULL, 0, 0, NULL, "GET /healthz"},
+    {"GET", "/v1/accounts", handler, NULL, 0, 0, NULL, "GET /v1/accounts"},
+    {"POST", "/v1/accounts", handler, NULL, 0, 0, NULL, "POST /v1/accounts"},
+    {"GET", "/v1/accounts/{id}", handler, NULL, 0, 0, NULL, "GET /v1/accounts/{id}"},
+    {"GET", "/v1/accounts/{id}/entries", handler, NULL, 0, 0, NULL,
+     "GET /v1/accounts/{id}/entries"},
+    {"PUT", "/v1/vault/items/{name}", handler, NULL, 0, 0, NULL, "PUT /v1/vault/items/{name}"},
+    {"DELETE", "/v1/vault/items/{name}", handler, NULL, 0, 0, NULL,
+     "DELETE /v1/vault/items/{name}"},
 };
 const size_t bw_nroutes = sizeof(bw_routes) / sizeof(bw_routes[0]);
 
@@ -103,6 +105,35 @@ test_head_matches_get(void **state)
 	bw_arena_free(arena);
 }
 
+static void
+test_scope_permits(void **state)
+{
+	struct bw_route open = {"GET", "/x", handler, NULL, 0, 0, NULL, "GET /x"};
+	struct bw_route r = {"GET", "/x", handler, NULL, 0, 0, "ledger:read", "GET /x"};
+	static const struct {
+		const char *held;
+		bool ok;
+	} cases[] = {
+	    {"ledger:read", true},
+	    {"ledger:write,ledger:read", true},
+	    {"ledger:read,telemetry:read", true},
+	    {",ledger:read,", true},
+	    {"ledger:reads", false},
+	    {"ledger:rea", false},
+	    {"ledger:write", false},
+	    {"", false},
+	    {NULL, false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bw_identity who = {.scopes = cases[i].held};
+		if (bw_route_permits(&r, &who) != cases[i].ok)
+			fail_msg("scopes \"%s\": want %d", cases[i].held ? cases[i].held : "(null)",
+			         cases[i].ok);
+		assert_true(bw_route_permits(&open, &who));
+	}
+}
+
 int
 main(void)
 {
@@ -111,6 +142,7 @@ main(void)
 	    cmocka_unit_test(test_not_found),
 	    cmocka_unit_test(test_method_not_allowed_lists_allow),
 	    cmocka_unit_test(test_head_matches_get),
+	    cmocka_unit_test(test_scope_permits),
 	};
 	return cmocka_run_group_tests_name("router", tests, NULL, NULL);
 }

@@ -1,11 +1,9 @@
-/* The auth path. Redis first (bw_auth in workers/lua/bulwark.lua); on a
- * cache miss PostgreSQL fills Redis and the call is made once more. When
- * Redis fails, the key is checked in PostgreSQL and the limits come from
- * ratelimit_on_redis_error: the host-local table, allow, or 503. An error
- * is never answered with 429. */
-#include <ctype.h>
+/* API key authentication. Redis first (bw_auth in workers/lua/bulwark.lua);
+ * on a cache miss PostgreSQL fills Redis and the call is made once more.
+ * When Redis fails, the key is checked in PostgreSQL and the limits come
+ * from ratelimit_on_redis_error: the host-local table, allow, or 503. An
+ * error is never answered with 429. */
 #include <stdint.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,31 +11,49 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "api/auth.h"
+#include "api/keys.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/phase.h"
 #include "core/secret.h"
-#include "http/auth.h"
 #include "http/response.h"
-#include "http/router.h"
-#include "pool/limiter.h"
+#include "store/limiter.h"
 #include "store/pg.h"
 #include "store/redis.h"
 
-/* What PostgreSQL says about a key. */
-struct key_record {
-	bool found;
-	bool revoked;
-	const char *tenant_id;
-	const char *sha;
-	const char *scopes;
-	const char *key_rate, *tenant_rate;
-	int64_t key_burst, tenant_burst;
+/* Element indices of the replies of bw_auth and bw_auth_fail, whose
+ * shapes workers/lua/bulwark.lua documents above each function. */
+enum bw_auth_reply {
+	/* bw_auth: {'ok' | 'limited', the record, then both policies} */
+	R_STATUS = 0,
+	R_TENANT,
+	R_SCOPES,
+	R_KEY_RATE,
+	R_KEY_BURST,
+	R_TENANT_RATE,
+	R_TENANT_BURST,
+	R_KEY_REMAINING,
+	R_KEY_RESET_US,
+	R_KEY_RETRY_US,
+	R_TENANT_REMAINING,
+	R_TENANT_RESET_US,
+	R_TENANT_RETRY_US,
+	R_ALLOWED_LEN,
+	/* bw_auth: {'unknown' | 'revoked' | 'bad_secret', ip_ok, retry_us} */
+	R_FAILED_IP_OK = 1,
+	R_FAILED_RETRY_US,
+	R_FAILED_LEN,
+	/* bw_auth: {'ip_limited', retry_us} */
+	R_IP_LIMITED_RETRY_US = 1,
+	R_IP_LIMITED_LEN,
+	/* bw_auth_fail: {ip_ok, retry_us} */
+	R_FAIL_IP_OK = 0,
+	R_FAIL_RETRY_US,
+	R_FAIL_LEN,
 };
-
-enum lookup { LOOKUP_OK, LOOKUP_DOWN };
 
 /* Local deny cache (research §A6.6): a key Redis just denied cannot be
  * allowed again before its retry time, since buckets only refill with time,
@@ -84,16 +100,6 @@ bw_client_prefix(const char *addr, char *out, size_t outlen)
 }
 
 static int64_t
-interval_of(const char *rate)
-{
-	double r = rate != NULL ? strtod(rate, NULL) : 0;
-	if (!(r > 0))
-		return 1000000;
-	int64_t iv = llround(1e6 / r);
-	return iv > 0 ? iv : 1;
-}
-
-static int64_t
 ceil_s(int64_t us)
 {
 	return (us + 999999) / 1000000;
@@ -134,26 +140,18 @@ set_rate_headers(struct bw_request *req)
 }
 
 static void
-retry_after(struct bw_request *req, int64_t us)
-{
-	char num[32];
-	int64_t s = ceil_s(us);
-
-	snprintf(num, sizeof(num), "%lld", (long long)(s < 1 ? 1 : s));
-	bw_resp_header(req, "Retry-After", num);
-}
-
-static void
 too_many(struct bw_request *req, const char *policy, int64_t retry_us)
 {
-	char extra[128];
+	int64_t retry_ms = (retry_us + 999) / 1000;
+	struct bw_buf extra;
 
-	retry_after(req, retry_us);
-	snprintf(extra, sizeof(extra), "\"retry_after_ms\":%lld,\"policy\":\"%s\"",
-	         (long long)((retry_us + 999) / 1000), policy);
-	bw_resp_problem_ex(req, 429, "rate_limited", extra,
+	bw_resp_retry_after(req, retry_ms);
+	bw_buf_init(&extra, req->arena);
+	bw_json_kv_int(&extra, "retry_after_ms", retry_ms, true);
+	bw_json_kv_str(&extra, "policy", policy, false);
+	bw_resp_problem_ex(req, 429, "rate_limited", bw_buf_cstr(&extra),
 	                   "rate limit \"%s\" exceeded; retry in %lld ms", policy,
-	                   (long long)((retry_us + 999) / 1000));
+	                   (long long)retry_ms);
 }
 
 static void
@@ -166,9 +164,7 @@ unauthorized(struct bw_request *req, const char *why)
 static void
 unavailable(struct bw_request *req, const char *what, int64_t retry_ms)
 {
-	retry_after(req, retry_ms * 1000);
-	bw_resp_problem(req, 503, "dependency_unavailable", "%s is unavailable; retry shortly",
-	                what);
+	bw_resp_unavailable(req, retry_ms, NULL, "%s is unavailable; retry shortly", what);
 }
 
 static const char *
@@ -186,17 +182,16 @@ auth_failed(struct bw_request *req, const char *id, const char *ip_key, const ch
 	const struct bw_config *cfg = req->cfg;
 	struct bw_redis_reply *r;
 	char err[160];
-	const char *neg =
-	    unknown && id != NULL ? bw_arena_printf(req->arena, "bwneg:{%s}", id) : "";
+	const char *neg = unknown && id != NULL ? bw_keys_negative(req->arena, id) : "";
 	const char *keys[] = {neg, ip_key};
 	const char *args[] = {num(req->arena, cfg->negative_cache_ttl_ms),
 	                      num(req->arena, 1000000 / cfg->auth_fail_rate),
 	                      num(req->arena, cfg->auth_fail_burst), ""};
 
 	if (bw_redis_fcall(req->arena, BW_DEP_REDIS, "bw_auth_fail", 2, keys, 4, args, &r, err,
-	                   sizeof(err)) == 0 &&
-	    r->type == BW_REDIS_ARRAY && r->n == 2 && r->elem[0].integer == 0) {
-		too_many(req, "auth_failures", r->elem[1].integer);
+	                   sizeof(err)) == BW_OK &&
+	    r->type == BW_REDIS_ARRAY && r->n == R_FAIL_LEN && r->elem[R_FAIL_IP_OK].integer == 0) {
+		too_many(req, "auth_failures", r->elem[R_FAIL_RETRY_US].integer);
 		return;
 	}
 	if (bw_redis_breaker(BW_DEP_REDIS)->state != BW_BREAKER_CLOSED) {
@@ -212,95 +207,19 @@ auth_failed(struct bw_request *req, const char *id, const char *ip_key, const ch
 	unauthorized(req, why);
 }
 
-/* Reads the key and its tenant as bulwark_app: row-level security lets the
- * worker see one key by id (bulwark.key_id) before it knows the tenant. */
-static enum lookup
-pg_lookup(struct bw_request *req, const char *id, struct key_record *k, int64_t *retry_ms)
+/* The key in PostgreSQL; on failure, how long the client should wait. */
+static int
+pg_lookup(struct bw_request *req, const char *id, struct bw_key_record *k, int64_t *retry_ms)
 {
-	struct bw_pg_result r;
 	struct bw_pg_error e;
-	struct bw_arena *a = req->arena;
 
-	memset(k, 0, sizeof(*k));
 	bw_phase_set("postgres");
-	const char *p1[] = {id};
-	if (bw_pg_query(a, "BEGIN READ ONLY", 0, NULL, 0, &r, &e) < 0)
-		goto fail;
-	if (bw_pg_query(a, "SELECT set_config('bulwark.key_id', $1, true)", 1, p1, 0, &r, &e) < 0 ||
-	    bw_pg_query(a,
-	                "SELECT tenant_id::text, encode(secret_sha256, 'hex'), "
-	                "array_to_string(scopes, ','), rate::text, burst, revoked_at IS NOT NULL "
-	                "FROM api_keys WHERE key_id = $1",
-	                1, p1, 0, &r, &e) < 0)
-		goto rollback;
-	if (r.nrows == 1) {
-		k->found = true;
-		k->tenant_id = bw_pg_get(&r, 0, 0);
-		k->sha = bw_pg_get(&r, 0, 1);
-		k->scopes = bw_pg_get(&r, 0, 2);
-		k->key_rate = bw_pg_get(&r, 0, 3);
-		k->key_burst = atoll(bw_pg_get(&r, 0, 4));
-		k->revoked = strcmp(bw_pg_get(&r, 0, 5), "t") == 0;
-		const char *p2[] = {k->tenant_id};
-		if (bw_pg_query(a, "SELECT set_config('bulwark.tenant_id', $1, true)", 1, p2, 0, &r,
-		                &e) < 0 ||
-		    bw_pg_query(a, "SELECT rate::text, burst FROM tenants WHERE id = $1", 1, p2, 0,
-		                &r, &e) < 0)
-			goto rollback;
-		if (r.nrows != 1) {
-			k->found = false; /* a key without its tenant is no key */
-		} else {
-			k->tenant_rate = bw_pg_get(&r, 0, 0);
-			k->tenant_burst = atoll(bw_pg_get(&r, 0, 1));
-		}
-	}
-	if (bw_pg_query(a, "COMMIT", 0, NULL, 0, &r, &e) < 0)
-		goto fail;
-	return LOOKUP_OK;
-rollback:
-	if (e.kind == BW_PG_ERR_SQL)
-		bw_pg_query(a, "ROLLBACK", 0, NULL, 0, &r, &(struct bw_pg_error){0});
-	else
-		bw_pg_reset();
-fail:
+	if (bw_keys_lookup(req->arena, id, k, &e) == BW_OK)
+		return 0;
 	if (e.kind == BW_PG_ERR_SQL)
 		bw_error("api key lookup failed: %s: %s", e.sqlstate, e.message);
 	*retry_ms = e.retry_after_ms > 0 ? e.retry_after_ms : 1000;
-	return LOOKUP_DOWN;
-}
-
-/* Writes what PostgreSQL said into Redis (not over a tombstone). */
-static void
-fill(struct bw_request *req, const char *id, const struct key_record *k)
-{
-	struct bw_arena *a = req->arena;
-	struct bw_redis_reply *r;
-	char err[160];
-	const char *keys[] = {bw_arena_printf(a, "bwk:{%s}", id),
-	                      bw_arena_printf(a, "bwneg:{%s}", id)};
-	const char *args[] = {
-	    num(a, (long long)req->cfg->key_cache_ttl_s * 1000),
-	    "tenant",
-	    k->tenant_id,
-	    "sha",
-	    k->sha,
-	    "scopes",
-	    k->scopes,
-	    "kint",
-	    num(a, interval_of(k->key_rate)),
-	    "kburst",
-	    num(a, k->key_burst),
-	    "tint",
-	    num(a, interval_of(k->tenant_rate)),
-	    "tburst",
-	    num(a, k->tenant_burst),
-	    "krate",
-	    k->key_rate,
-	    "trate",
-	    k->tenant_rate,
-	};
-	bw_redis_fcall(a, BW_DEP_REDIS, "bw_key_fill", 2, keys,
-	               (int)(sizeof(args) / sizeof(args[0])), args, &r, err, sizeof(err));
+	return -1;
 }
 
 static void
@@ -316,28 +235,29 @@ static void
 set_policy(struct bw_policy_state *p, const char *name, const char *rate, int64_t burst,
            int64_t remaining, int64_t reset_us, int64_t retry_us)
 {
-	*p = (struct bw_policy_state){name,      rate,     burst,   interval_of(rate),
+	*p = (struct bw_policy_state){name,      rate,     burst,   bw_keys_interval_us(rate),
 	                              remaining, reset_us, retry_us};
 }
 
-/* Redis answered bw_auth with ok/limited: fills who and headers. Returns
- * 0 when allowed. */
+/* Redis answered bw_auth with ok/limited (R_ALLOWED_LEN elements): fills
+ * who and headers. Returns 0 when allowed, -1 with the 429 set. */
 static int
 from_redis(struct bw_request *req, const char *id, const struct bw_redis_reply *r)
 {
 	const struct bw_redis_reply *e = r->elem;
-	if (r->n != 13)
-		return -2;
-	set_identity(req, id, e[1].str, e[2].str);
+
+	set_identity(req, id, e[R_TENANT].str, e[R_SCOPES].str);
 	req->who.npolicies = 2;
-	set_policy(&req->who.policies[0], "key", e[3].str, e[4].integer, e[7].integer, e[8].integer,
-	           e[9].integer);
-	set_policy(&req->who.policies[1], "tenant", e[5].str, e[6].integer, e[10].integer,
-	           e[11].integer, e[12].integer);
+	set_policy(&req->who.policies[0], "key", e[R_KEY_RATE].str, e[R_KEY_BURST].integer,
+	           e[R_KEY_REMAINING].integer, e[R_KEY_RESET_US].integer,
+	           e[R_KEY_RETRY_US].integer);
+	set_policy(&req->who.policies[1], "tenant", e[R_TENANT_RATE].str, e[R_TENANT_BURST].integer,
+	           e[R_TENANT_REMAINING].integer, e[R_TENANT_RESET_US].integer,
+	           e[R_TENANT_RETRY_US].integer);
 	set_rate_headers(req);
-	if (strcmp(e[0].str, "ok") == 0)
+	if (strcmp(e[R_STATUS].str, "ok") == 0)
 		return 0;
-	const struct bw_policy_state *v = &req->who.policies[e[9].integer > 0 ? 0 : 1];
+	const struct bw_policy_state *v = &req->who.policies[e[R_KEY_RETRY_US].integer > 0 ? 0 : 1];
 	too_many(req, v->name, v->retry_us);
 	return -1;
 }
@@ -348,14 +268,14 @@ static int
 degraded(struct bw_request *req, const char *id, const char *sha, const char *ip_key)
 {
 	const struct bw_config *cfg = req->cfg;
-	struct key_record k;
+	struct bw_key_record k;
 	int64_t retry_ms;
 
-	if (strcmp(cfg->ratelimit_on_redis_error, "closed") == 0) {
+	if (cfg->ratelimit_on_redis_error == BW_REDIS_FALLBACK_CLOSED) {
 		unavailable(req, "the rate limiter", bw_redis_retry_after_ms(BW_DEP_REDIS) + 1);
 		return -1;
 	}
-	if (pg_lookup(req, id, &k, &retry_ms) != LOOKUP_OK) {
+	if (pg_lookup(req, id, &k, &retry_ms) < 0) {
 		unavailable(req, "authentication", retry_ms);
 		return -1;
 	}
@@ -365,14 +285,15 @@ degraded(struct bw_request *req, const char *id, const char *sha, const char *ip
 		return -1;
 	}
 	set_identity(req, id, k.tenant_id, k.scopes);
-	if (strcmp(cfg->ratelimit_on_redis_error, "open") == 0)
+	if (cfg->ratelimit_on_redis_error == BW_REDIS_FALLBACK_OPEN)
 		return 0;
 	int hosts = cfg->ratelimit_hosts;
 	struct bw_gcra_policy p[2] = {
-	    {"key", bw_arena_printf(req->arena, "k:%s", id), interval_of(k.key_rate) * hosts,
+	    {"key", bw_arena_printf(req->arena, "k:%s", id),
+	     bw_keys_interval_us(k.key_rate) * hosts,
 	     k.key_burst / hosts > 0 ? k.key_burst / hosts : 1},
 	    {"tenant", bw_arena_printf(req->arena, "t:%s", k.tenant_id),
-	     interval_of(k.tenant_rate) * hosts,
+	     bw_keys_interval_us(k.tenant_rate) * hosts,
 	     k.tenant_burst / hosts > 0 ? k.tenant_burst / hosts : 1},
 	};
 	struct bw_gcra_result res[2];
@@ -449,22 +370,8 @@ deny_cached(struct bw_request *req, const char *id, const char *sha)
 	return true;
 }
 
-static bool
-has_scope(const char *scopes, const char *want)
-{
-	size_t n = strlen(want);
-	for (const char *s = scopes; s != NULL && *s;) {
-		const char *comma = strchr(s, ',');
-		size_t len = comma != NULL ? (size_t)(comma - s) : strlen(s);
-		if (len == n && strncmp(s, want, n) == 0)
-			return true;
-		s = comma != NULL ? comma + 1 : NULL;
-	}
-	return false;
-}
-
-static int
-authenticate(struct bw_request *req)
+int
+bw_auth_api_key(struct bw_request *req)
 {
 	const struct bw_config *cfg = req->cfg;
 	struct bw_arena *a = req->arena;
@@ -472,7 +379,7 @@ authenticate(struct bw_request *req)
 	const char *id = NULL, *secret = NULL;
 
 	bw_client_prefix(req->remote_addr, ip, sizeof(ip));
-	const char *ip_key = bw_arena_printf(a, "rl:ip:%s", ip);
+	const char *ip_key = bw_keys_ip_bucket(a, ip);
 	const char *h = bw_request_param(req, "HTTP_AUTHORIZATION");
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
 		auth_failed(req, NULL, ip_key,
@@ -492,44 +399,46 @@ authenticate(struct bw_request *req)
 	if (deny_cached(req, id, sha))
 		return -1;
 	bw_phase_set("redis");
-	const char *keys[] = {bw_arena_printf(a, "bwk:{%s}", id),
-	                      bw_arena_printf(a, "bwneg:{%s}", id),
-	                      bw_arena_printf(a, "rl:{%s}:k", id), ip_key};
+	const char *keys[] = {bw_keys_record(a, id), bw_keys_negative(a, id), bw_keys_bucket(a, id),
+	                      ip_key};
 	const char *args[] = {sha, num(a, 1000000 / cfg->auth_fail_rate),
 	                      num(a, cfg->auth_fail_burst), ""};
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct bw_redis_reply *r;
 		if (bw_redis_fcall(a, BW_DEP_REDIS, "bw_auth", 4, keys, 4, args, &r, err,
-		                   sizeof(err)) != 0 ||
-		    r->type != BW_REDIS_ARRAY || r->n < 1 || r->elem[0].type != BW_REDIS_STRING) {
+		                   sizeof(err)) != BW_OK ||
+		    r->type != BW_REDIS_ARRAY || r->n < 1 ||
+		    r->elem[R_STATUS].type != BW_REDIS_STRING) {
 			if (r != NULL && r->type == BW_REDIS_ERROR)
 				bw_warn("redis: bw_auth: %s", r->str);
 			return degraded(req, id, sha, ip_key);
 		}
-		const char *st = r->elem[0].str;
+		const char *st = r->elem[R_STATUS].str;
 		if (strcmp(st, "ok") == 0 || strcmp(st, "limited") == 0) {
+			if (r->n != R_ALLOWED_LEN)
+				return degraded(req, id, sha, ip_key); /* not our library's reply */
 			int rc = from_redis(req, id, r);
-			if (rc == -1)
+			if (rc < 0)
 				deny_remember(req, id, sha);
-			return rc == -2 ? degraded(req, id, sha, ip_key) : rc;
+			return rc;
 		}
-		if (strcmp(st, "ip_limited") == 0 && r->n == 2) {
-			too_many(req, "auth_failures", r->elem[1].integer);
+		if (strcmp(st, "ip_limited") == 0 && r->n == R_IP_LIMITED_LEN) {
+			too_many(req, "auth_failures", r->elem[R_IP_LIMITED_RETRY_US].integer);
 			return -1;
 		}
 		if (strcmp(st, "miss") != 0) {
 			/* unknown, revoked, bad_secret: already charged to the address. */
-			if (r->n == 3 && r->elem[1].integer == 0)
-				too_many(req, "auth_failures", r->elem[2].integer);
+			if (r->n == R_FAILED_LEN && r->elem[R_FAILED_IP_OK].integer == 0)
+				too_many(req, "auth_failures", r->elem[R_FAILED_RETRY_US].integer);
 			else
 				unauthorized(req, "invalid API key");
 			return -1;
 		}
 		if (attempt == 1)
 			break;
-		struct key_record k;
+		struct bw_key_record k;
 		int64_t retry_ms;
-		if (pg_lookup(req, id, &k, &retry_ms) != LOOKUP_OK) {
+		if (pg_lookup(req, id, &k, &retry_ms) < 0) {
 			unavailable(req, "authentication", retry_ms);
 			return -1;
 		}
@@ -540,30 +449,12 @@ authenticate(struct bw_request *req)
 		}
 		if (k.revoked) {
 			/* The tombstone was lost (Redis restarted or evicted it): put it back. */
-			struct bw_redis_reply *tr;
-			const char *tk[] = {keys[0]};
-			const char *ta[] = {num(a, (long long)cfg->revoked_ttl_s * 1000)};
-			bw_redis_fcall(a, BW_DEP_REDIS, "bw_key_revoke", 1, tk, 1, ta, &tr, err,
-			               sizeof(err));
+			bw_keys_revoke(a, id, cfg->revoked_ttl_s, err, sizeof(err));
 			auth_failed(req, id, ip_key, "invalid API key", false);
 			return -1;
 		}
-		fill(req, id, &k);
+		bw_keys_fill(a, id, &k, cfg->key_cache_ttl_s);
 	}
 	/* Filled, yet missing again: treat Redis as unreliable for this request. */
 	return degraded(req, id, sha, ip_key);
-}
-
-int
-bw_auth_request(struct bw_request *req)
-{
-	if (authenticate(req) < 0)
-		return -1;
-	const char *want = req->route->scopes;
-	if (want != NULL && !has_scope(req->who.scopes, want)) {
-		bw_resp_problem(req, 403, "insufficient_scope", "this route needs the scope %s",
-		                want);
-		return -1;
-	}
-	return 0;
 }

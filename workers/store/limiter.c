@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 
 #include "core/clock.h"
-#include "pool/limiter.h"
+#include "store/limiter.h"
 
 #define ENTRIES 16384 /* power of two */
 #define PROBES  32

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "../unit.h"
-#include "pool/limiter.h"
+#include "store/limiter.h"
 
 #define SEC 1000000
 
