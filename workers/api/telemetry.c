@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <bson/bson.h>
 #include <openssl/evp.h>
@@ -22,9 +21,11 @@
 #include "api/telemetry_validate.h"
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/phase.h"
+#include "core/time.h"
 #include "http/response.h"
 #include "store/mongo.h"
 #include "store/redis.h"
@@ -40,15 +41,6 @@
 #define LATEST_KEY_FMT "tl:%s:%s"
 
 /* ---- small helpers ---- */
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool
 valid_device_id(const char *s)
@@ -141,16 +133,16 @@ static void
 put_reading(struct bw_buf *b, const bson_oid_t *id, const char *device, const char *msg_id,
             int64_t ts, int64_t received_at, const bson_t *data)
 {
-	char hex[25], t[32];
+	char hex[25], t[BW_TIME_LEN];
 
 	bson_oid_to_string(id, hex);
 	bw_buf_putc(b, '{');
 	bw_json_kv_str(b, "id", hex, true);
 	bw_json_kv_str(b, "device_id", device, false);
 	bw_json_kv_str(b, "msg_id", msg_id, false);
-	bw_tel_format_time(ts, t);
+	bw_time_format(ts, t);
 	bw_json_kv_str(b, "ts", t, false);
-	bw_tel_format_time(received_at, t);
+	bw_time_format(received_at, t);
 	bw_json_kv_str(b, "received_at", t, false);
 	bw_json_key(b, "data", false);
 	bw_tel_json_object(b, data);
@@ -410,7 +402,7 @@ bw_api_telemetry_ingest(struct bw_request *req)
 
 	if (device == NULL)
 		return;
-	int64_t now = wall_ms();
+	int64_t now = bw_wall_ms();
 	struct bw_tel_limits lim = {
 	    .now_ms = now,
 	    .max_past_ms = (int64_t)cfg->telemetry_max_past_s * 1000,
@@ -573,11 +565,11 @@ bw_api_telemetry_list(struct bw_request *req)
 
 	if (device == NULL)
 		return;
-	if (since != NULL && bw_tel_parse_time(since, &since_ms) < 0) {
+	if (since != NULL && bw_time_parse(since, &since_ms) < 0) {
 		bad_parameter(req, "since", "must be an RFC 3339 date-time or epoch milliseconds");
 		return;
 	}
-	if (until != NULL && bw_tel_parse_time(until, &until_ms) < 0) {
+	if (until != NULL && bw_time_parse(until, &until_ms) < 0) {
 		bad_parameter(req, "until", "must be an RFC 3339 date-time or epoch milliseconds");
 		return;
 	}
