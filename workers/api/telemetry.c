@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include <bson/bson.h>
-#include <openssl/evp.h>
 
 #include "api/api.h"
 #include "api/telemetry_json.h"
@@ -25,6 +24,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/phase.h"
+#include "core/secret.h"
 #include "core/time.h"
 #include "http/response.h"
 #include "store/mongo.h"
@@ -97,29 +97,30 @@ mongo_answer(struct bw_request *req, int rc, const char *err)
 	mongo_unavailable(req, NULL, err);
 }
 
-/* ObjectId-shaped id of a reading that carries a msg_id. The parts are
- * NUL-separated: none can hold a NUL (device ids and msg_ids are checked,
- * tenant ids are UUIDs). */
+/* ObjectId-shaped id of a reading that carries a msg_id: the first 12
+ * bytes of SHA-256 over the parts, NUL-separated. None can hold a NUL
+ * (device ids and msg_ids are checked, tenant ids are UUIDs). */
 static void
 derive_id(const char *tenant, const char *device, const char *msg_id, bson_oid_t *oid)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	const char *part[] = {ID_DOMAIN, tenant, device, msg_id};
+	char in[sizeof(ID_DOMAIN) + 64 + DEVICE_ID_MAX + 1 + BW_TEL_MAX_MSG_ID * 4];
+	unsigned char md[BW_SHA256_LEN];
+	size_t n = 0;
 
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, ID_DOMAIN, sizeof(ID_DOMAIN)) != 1 ||
-	    EVP_DigestUpdate(ctx, tenant, strlen(tenant) + 1) != 1 ||
-	    EVP_DigestUpdate(ctx, device, strlen(device) + 1) != 1 ||
-	    EVP_DigestUpdate(ctx, msg_id, strlen(msg_id)) != 1 ||
-	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 12) {
-		/* Cannot happen with a working libcrypto; fall back to unique. */
-		bw_error("telemetry: SHA-256 failed; using a fresh ObjectId");
-		bson_oid_init(oid, NULL);
-	} else {
-		memcpy(oid->bytes, md, 12);
+	for (size_t i = 0; i < 4; i++) {
+		size_t l = strlen(part[i]) + (i < 3);
+		if (l > sizeof(in) - n) {
+			/* Cannot happen with checked parts; fall back to unique. */
+			bw_error("telemetry: id parts too long; using a fresh ObjectId");
+			bson_oid_init(oid, NULL);
+			return;
+		}
+		memcpy(in + n, part[i], l);
+		n += l;
 	}
-	EVP_MD_CTX_free(ctx);
+	bw_sha256(in, n, md);
+	memcpy(oid->bytes, md, sizeof(oid->bytes));
 }
 
 static const char *
