@@ -458,18 +458,18 @@ static bool
 good_msg_id(const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t chars = 0;
+	size_t chars = bw_utf8_chars(s, len);
 
+	if (chars < 1 || chars > BW_TEL_MAX_MSG_ID)
+		return false;
 	for (size_t i = 0; i < len; i++) {
 		if (u[i] < 0x20 || u[i] == 0x7F)
 			return false;
 		/* C1 controls, U+0080..U+009F, are C2 80..C2 9F in UTF-8. */
 		if (u[i] == 0xC2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F)
 			return false;
-		if ((u[i] & 0xC0) != 0x80)
-			chars++;
 	}
-	return chars >= 1 && chars <= BW_TEL_MAX_MSG_ID;
+	return true;
 }
 
 static int

@@ -15,6 +15,7 @@
 #include "api/ledger.h"
 #include "api/transfer_sql.h"
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "http/body.h"
 #include "http/response.h"
@@ -81,7 +82,7 @@ read_input(struct bw_request *req, struct transfer_input *in)
 		return false;
 	}
 	if (memo.type != BW_BODY_ABSENT && memo.type != BW_BODY_NULL &&
-	    (memo.type != BW_BODY_STRING || bw_utf8_chars(memo.str) > 500)) {
+	    (memo.type != BW_BODY_STRING || bw_utf8_chars(memo.str, strlen(memo.str)) > 500)) {
 		bw_invalid_field(req, "memo", "a string of at most 500 characters, or null");
 		return false;
 	}
