@@ -23,6 +23,7 @@
 
 #include "cli/cli.h"
 #include "cli/lint.h"
+#include "cli/sql_scan.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
