@@ -20,7 +20,8 @@ clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -I"$root/workers" $(pkg-config --cflags libbson-1.0) \
 	-o "$dir/fuzz_telemetry" "$root/tests/fuzz/fuzz_telemetry.c" \
 	"$root/workers/api/telemetry_validate.c" "$root/workers/api/telemetry_json.c" \
-	"$root/workers/core/arena.c" "$root/workers/core/buf.c" "$root/workers/core/time.c" \
+	"$root/workers/core/arena.c" "$root/workers/core/buf.c" "$root/workers/core/json.c" \
+	"$root/workers/core/time.c" \
 	$(pkg-config --libs libbson-1.0) -lm
 cd "$dir"
 exec ./fuzz_telemetry -max_total_time="$secs" -max_len=1100000 -timeout=10 -rss_limit_mb=4096 \

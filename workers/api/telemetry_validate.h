@@ -1,10 +1,10 @@
-/* The telemetry body validator: a strict JSON parser that builds one BSON
- * document per reading and enforces every rule of the contract before
- * anything is written (DESIGN.md, "Telemetry"). libbson's own JSON reader
- * is not used because it keeps duplicate keys and turns {"$date": …} into
- * typed values; here a key starting with "$" is simply refused.
- * Pure: no I/O, no clock (the caller passes the receipt time), so the
- * fuzz target and the unit tests drive it directly. */
+/* The telemetry body validator: one BSON document per reading, every rule
+ * of the contract enforced before anything is written (README,
+ * "Telemetry"). It reads with the strict reader of core/json.h, not
+ * libbson's JSON reader, which keeps duplicate keys and turns
+ * {"$date": …} into typed values; here a key starting with "$" is simply
+ * refused. Pure: no I/O, no clock (the caller passes the receipt time), so
+ * the fuzz target and the unit tests drive it directly. */
 #ifndef BW_TELEMETRY_VALIDATE_H
 #define BW_TELEMETRY_VALIDATE_H
 

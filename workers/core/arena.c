@@ -107,7 +107,7 @@ bw_arena_grow(struct bw_arena *a, void *p, size_t *cap, size_t n, size_t size)
 	if (n < *cap)
 		return p;
 	size_t ncap = *cap == 0 ? 8 : *cap * 2;
-	if (size != 0 && ncap > SIZE_MAX / size)
+	if (ncap <= n || size == 0 || ncap > SIZE_MAX / size) /* <= n: it wrapped */
 		return NULL;
 	void *np = bw_arena_alloc(a, ncap * size);
 	if (np == NULL)
