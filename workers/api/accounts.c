@@ -178,8 +178,7 @@ bw_api_account_create(struct bw_request *req)
 	struct bw_body_value name = bw_body_get(body, "name");
 	struct bw_body_value cur = bw_body_get(body, "currency");
 	struct bw_body_value neg = bw_body_get(body, "allow_negative");
-	size_t name_chars =
-	    name.type == BW_BODY_STRING ? bw_utf8_chars(name.str, strlen(name.str)) : 0;
+	size_t name_chars = name.type == BW_BODY_STRING ? bw_utf8_chars(name.str, name.len) : 0;
 	if (name_chars < 1 || name_chars > 200) {
 		bw_invalid_field(req, "name", "a string of 1 to 200 characters is required");
 		return;
