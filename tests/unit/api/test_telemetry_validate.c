@@ -330,6 +330,12 @@ test_msg_id(void **state)
 	/* escapes are decoded first */
 	accepts("{\"msg_id\":\"\\u0041-1\"}", 1);
 	assert_string_equal(R[0].msg_id, "A-1");
+	/* the offset is where the refused value starts */
+	assert_int_equal(parse("{\"msg_id\":7}"), -1);
+	assert_int_equal(E.offset, 10);
+	assert_int_equal(parse("[{},{\"ts\":{\"a\":1}}]"), -1);
+	assert_string_equal(E.pointer, "/1/ts");
+	assert_int_equal(E.offset, 10);
 	/* only the reading's own msg_id counts */
 	accepts("{\"x\":{\"msg_id\":5}}", 1);
 	assert_null(R[0].msg_id);
