@@ -458,6 +458,23 @@ find_duplicate(struct key *keys, size_t n)
 
 /* ---- containers ---- */
 
+/* After a member or an element: 1 at ',' (another follows), 0 at close
+ * (the container ends), -1 with the error. */
+static int
+next_or_close(struct reader *R, char close, const char *what)
+{
+	skip_ws(R);
+	if (at(R, ',')) {
+		R->p++;
+		return 1;
+	}
+	if (at(R, close)) {
+		R->p++;
+		return 0;
+	}
+	return syntax(R, R->p, "expected ',' or '%c' in %s", close, what);
+}
+
 static int
 parse_object(struct reader *R, int depth)
 {
@@ -467,6 +484,7 @@ parse_object(struct reader *R, int depth)
 	struct frame f = {.up = R->top};
 	struct key *keys = NULL;
 	size_t nkeys = 0, cap = 0;
+	int more;
 
 	R->p++; /* '{' */
 	if (verdict(R, start, k->object_begin != NULL ? k->object_begin(ctx) : 0) < 0)
@@ -476,7 +494,7 @@ parse_object(struct reader *R, int depth)
 		R->p++;
 		return verdict(R, start, k->object_end != NULL ? k->object_end(ctx) : 0);
 	}
-	for (;;) {
+	do {
 		skip_ws(R);
 		if (!at(R, '"'))
 			return syntax(R, R->p, "expected a member name in double quotes");
@@ -502,17 +520,9 @@ parse_object(struct reader *R, int depth)
 		if (parse_value(R, depth) < 0)
 			return -1;
 		R->top = f.up;
-		skip_ws(R);
-		if (at(R, ',')) {
-			R->p++;
-			continue;
-		}
-		if (at(R, '}')) {
-			R->p++;
-			break;
-		}
-		return syntax(R, R->p, "expected ',' or '}' in an object");
-	}
+	} while ((more = next_or_close(R, '}', "an object")) > 0);
+	if (more < 0)
+		return -1;
 	const struct key *dup = keys != NULL ? find_duplicate(keys, nkeys) : NULL;
 	if (dup != NULL) {
 		f.key = dup->s;
@@ -532,6 +542,7 @@ parse_array(struct reader *R, int depth)
 	void *ctx = R->r->ctx;
 	const char *start = R->p;
 	struct frame f = {.up = R->top};
+	int more;
 
 	R->p++; /* '[' */
 	if (verdict(R, start, k->array_begin != NULL ? k->array_begin(ctx) : 0) < 0)
@@ -541,23 +552,16 @@ parse_array(struct reader *R, int depth)
 		R->p++;
 		return verdict(R, start, k->array_end != NULL ? k->array_end(ctx) : 0);
 	}
-	for (f.idx = 0;; f.idx++) {
+	do {
 		skip_ws(R);
 		R->top = &f;
 		if (parse_value(R, depth) < 0)
 			return -1;
 		R->top = f.up;
-		skip_ws(R);
-		if (at(R, ',')) {
-			R->p++;
-			continue;
-		}
-		if (at(R, ']')) {
-			R->p++;
-			break;
-		}
-		return syntax(R, R->p, "expected ',' or ']' in an array");
-	}
+		f.idx++;
+	} while ((more = next_or_close(R, ']', "an array")) > 0);
+	if (more < 0)
+		return -1;
 	return verdict(R, start, k->array_end != NULL ? k->array_end(ctx) : 0);
 }
 

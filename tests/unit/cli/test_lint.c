@@ -27,17 +27,6 @@ teardown(void **state)
 	return 0;
 }
 
-static struct bw_sql_file
-scan_ok(const char *sql)
-{
-	struct bw_sql_file f;
-	char err[128];
-	int line = -1;
-
-	assert_int_equal(bw_sql_scan(A, sql, strlen(sql), &f, &line, err, sizeof(err)), 0);
-	return f;
-}
-
 /* Lints sql; returns the problem count, the problems in *p. */
 static int
 lint(const char *sql, struct bw_lint_problem **p)
@@ -93,9 +82,11 @@ test_concurrent_index_names(void **state)
 	    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"Idx\" ON ONLY public.t "
 	    "USING btree (a);\nCREATE INDEX CONCURRENTLY ON t(a);\nCREATE INDEX i ON t "
 	    "(a)";
-	struct bw_sql_file f = scan_ok(sql);
-	char *index, *table;
+	struct bw_sql_file f;
+	char *index, *table, err[128];
+	int line;
 
+	assert_int_equal(bw_sql_scan(A, sql, strlen(sql), &f, &line, err, sizeof(err)), 0);
 	assert_true(bw_sql_concurrent_index(A, &f.stmts[0], sql, &index, &table));
 	assert_string_equal(index, "\"Idx\"");
 	assert_string_equal(table, "public.t");
