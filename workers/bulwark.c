@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "cli/cli.h"
 
@@ -32,7 +33,7 @@ usage(FILE *out)
 	fprintf(out, "usage: bulwark COMMAND [ARGS]\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  bulwark %s\n", commands[i].usage);
-	return out == stderr ? 64 : 0;
+	return out == stderr ? EX_USAGE : 0;
 }
 
 int

@@ -197,31 +197,30 @@ bw_api_account_create(struct bw_request *req)
 	for (int attempt = 1;; attempt++) {
 		bw_buf_reset(&req->body_out);
 		req->status = 0;
-		enum bw_db_rc rc = bw_db_begin(req, false);
-		if (rc == BW_DB_OK) {
-			enum bw_idem_rc ir = bw_idem_check(req, &idem);
-			if (ir == BW_IDEM_ANSWERED || ir == BW_IDEM_FAILED)
+		enum bw_rc rc = bw_db_begin(req, false);
+		if (rc == BW_OK) {
+			rc = bw_idem_check(req, &idem);
+			if (rc == BW_DONE || rc == BW_ERR)
 				return;
-			rc = ir == BW_IDEM_RETRY ? BW_DB_RETRY : BW_DB_OK;
 		}
-		if (rc == BW_DB_OK)
+		if (rc == BW_OK)
 			rc = bw_db_query(
 			    req,
 			    "INSERT INTO accounts (tenant_id, name, currency, allow_negative) "
 			    "VALUES ($1, $2, $3, $4) RETURNING " BW_ACCOUNT_COLUMNS,
 			    4, p, &r, NULL);
-		if (rc == BW_DB_OK) {
+		if (rc == BW_OK) {
 			bw_render_account(&req->body_out, &r, 0);
 			bw_resp_json(req, 201);
 			rc = bw_idem_store(req, &idem);
 		}
-		if (rc == BW_DB_OK)
+		if (rc == BW_OK)
 			rc = bw_db_commit(req);
-		if (rc == BW_DB_OK) {
+		if (rc == BW_OK) {
 			bw_report_invalidate(req);
 			return;
 		}
-		if (rc == BW_DB_FAILED || !bw_db_backoff(req, attempt))
+		if (rc == BW_ERR || !bw_db_backoff(req, attempt))
 			return;
 	}
 }
@@ -232,16 +231,16 @@ bw_ledger_get_one(struct bw_request *req, const char *sql, const char *code, con
 {
 	const char *id = bw_request_path_param(req, "id");
 	struct bw_pg_result r;
-	enum bw_db_rc rc;
+	enum bw_rc rc;
 
 	if (!bw_is_uuid(id)) {
 		bw_resp_problem(req, 404, code, "no %s %s", what, id);
 		return;
 	}
 	const char *p[] = {req->who.tenant_id, id};
-	if ((rc = bw_db_begin(req, true)) != BW_DB_OK ||
-	    (rc = bw_db_query(req, sql, 2, p, &r, NULL)) != BW_DB_OK ||
-	    (rc = bw_db_commit(req)) != BW_DB_OK) {
+	if ((rc = bw_db_begin(req, true)) != BW_OK ||
+	    (rc = bw_db_query(req, sql, 2, p, &r, NULL)) != BW_OK ||
+	    (rc = bw_db_commit(req)) != BW_OK) {
 		bw_db_settle(req, rc);
 		return;
 	}
@@ -276,15 +275,15 @@ bw_api_account_list(struct bw_request *req)
 		return;
 	}
 	const char *p[] = {req->who.tenant_id, after, bw_arena_printf(req->arena, "%d", limit + 1)};
-	enum bw_db_rc rc;
-	if ((rc = bw_db_begin(req, true)) != BW_DB_OK ||
+	enum bw_rc rc;
+	if ((rc = bw_db_begin(req, true)) != BW_OK ||
 	    (rc = bw_db_query(
 	         req,
 	         "SELECT " BW_ACCOUNT_COLUMNS " FROM accounts WHERE tenant_id = $1 "
 	         "AND ($2::uuid IS NULL OR accounts.id > $2::uuid) ORDER BY accounts.id "
 	         "LIMIT $3",
-	         3, p, &r, NULL)) != BW_DB_OK ||
-	    (rc = bw_db_commit(req)) != BW_DB_OK) {
+	         3, p, &r, NULL)) != BW_OK ||
+	    (rc = bw_db_commit(req)) != BW_OK) {
 		bw_db_settle(req, rc);
 		return;
 	}
@@ -315,10 +314,10 @@ bw_api_account_entries(struct bw_request *req)
 	}
 	const char *pa[] = {req->who.tenant_id, id};
 	const char *p[] = {id, after, bw_arena_printf(req->arena, "%d", limit + 1)};
-	enum bw_db_rc rc;
-	if ((rc = bw_db_begin(req, true)) != BW_DB_OK ||
+	enum bw_rc rc;
+	if ((rc = bw_db_begin(req, true)) != BW_OK ||
 	    (rc = bw_db_query(req, "SELECT 1 FROM accounts WHERE tenant_id = $1 AND id = $2", 2, pa,
-	                      &acc, NULL)) != BW_DB_OK) {
+	                      &acc, NULL)) != BW_OK) {
 		bw_db_settle(req, rc);
 		return;
 	}
@@ -333,8 +332,8 @@ bw_api_account_entries(struct bw_request *req)
 	         "balance_after::text, bw_rfc3339(created_at) FROM entries "
 	         "WHERE account_id = $1 AND ($2::bigint IS NULL OR entries.id < $2::bigint) "
 	         "ORDER BY entries.id DESC LIMIT $3",
-	         3, p, &r, NULL)) != BW_DB_OK ||
-	    (rc = bw_db_commit(req)) != BW_DB_OK) {
+	         3, p, &r, NULL)) != BW_OK ||
+	    (rc = bw_db_commit(req)) != BW_OK) {
 		bw_db_settle(req, rc);
 		return;
 	}

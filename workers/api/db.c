@@ -46,14 +46,14 @@ reset_after_failure(const struct bw_pg_error *e)
 	if (e->kind == BW_PG_ERR_SQL && bw_pg_in_transaction()) {
 		struct bw_pg_result r;
 		struct bw_pg_error e2;
-		if (bw_pg_query(NULL, "ROLLBACK", 0, NULL, 0, &r, &e2) == 0)
+		if (bw_pg_query(NULL, "ROLLBACK", 0, NULL, 0, &r, &e2) == BW_OK)
 			return;
 	}
 	if (e->kind != BW_PG_ERR_REFUSED)
 		bw_pg_reset();
 }
 
-enum bw_db_rc
+enum bw_rc
 bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql, int nparams,
                      const char *const *params, struct bw_pg_result *res, struct bw_pg_error *err)
 {
@@ -61,24 +61,24 @@ bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql, 
 	struct bw_pg_error *e = err != NULL ? err : &local;
 
 	bw_phase_set("postgres");
-	if (bw_pg_query_prepared(req->arena, name, sql, nparams, params, 0, res, e) == 0)
-		return BW_DB_OK;
+	if (bw_pg_query_prepared(req->arena, name, sql, nparams, params, 0, res, e) == BW_OK)
+		return BW_OK;
 	reset_after_failure(e);
 	if (retryable(e))
-		return BW_DB_RETRY;
+		return BW_RETRY;
 	if (err == NULL)
 		bw_db_answer(req, e);
-	return BW_DB_FAILED;
+	return BW_ERR;
 }
 
-enum bw_db_rc
+enum bw_rc
 bw_db_query(struct bw_request *req, const char *sql, int nparams, const char *const *params,
             struct bw_pg_result *res, struct bw_pg_error *err)
 {
 	return bw_db_query_prepared(req, NULL, sql, nparams, params, res, err);
 }
 
-enum bw_db_rc
+enum bw_rc
 bw_db_begin(struct bw_request *req, bool read_only)
 {
 	const char *t = req->who.tenant_id;
@@ -88,7 +88,7 @@ bw_db_begin(struct bw_request *req, bool read_only)
 	 * spliced into the statement to save a round trip. */
 	if (t == NULL || strlen(t) != 36 || strspn(t, "0123456789abcdef-") != 36) {
 		bw_resp_problem(req, 500, "internal_error", "no tenant for this request");
-		return BW_DB_FAILED;
+		return BW_ERR;
 	}
 	const char *sql =
 	    bw_arena_printf(req->arena, "%s; SELECT set_config('bulwark.tenant_id', '%s', true)",
@@ -96,7 +96,7 @@ bw_db_begin(struct bw_request *req, bool read_only)
 	return bw_db_query(req, sql, 0, NULL, &r, NULL);
 }
 
-enum bw_db_rc
+enum bw_rc
 bw_db_commit(struct bw_request *req)
 {
 	struct bw_pg_result r;
@@ -114,9 +114,9 @@ bw_db_rollback(struct bw_request *req)
 }
 
 void
-bw_db_settle(struct bw_request *req, enum bw_db_rc rc)
+bw_db_settle(struct bw_request *req, enum bw_rc rc)
 {
-	if (rc == BW_DB_RETRY) {
+	if (rc == BW_RETRY) {
 		bw_resp_header(req, "Retry-After", "1");
 		bw_resp_problem(req, 503, "dependency_unavailable",
 		                "the database aborted this transaction; retry shortly");

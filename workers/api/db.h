@@ -6,33 +6,32 @@
 
 #include <stdbool.h>
 
+#include "core/rc.h"
 #include "http/request.h"
 #include "store/pg.h"
 
-enum bw_db_rc {
-	BW_DB_OK = 0,
-	BW_DB_FAILED = -1, /* the response (503, 500) is set; the transaction is gone */
-	BW_DB_RETRY = -2,  /* serialization failure or deadlock: run the whole thing again */
-};
+/* The functions below return BW_OK; BW_ERR when the response (503, 500) is
+ * set and the transaction is gone; BW_RETRY after a serialization failure
+ * or deadlock: run the whole transaction again. */
 
 /* BEGIN and the tenant setting in one round trip. */
-enum bw_db_rc bw_db_begin(struct bw_request *req, bool read_only);
+enum bw_rc bw_db_begin(struct bw_request *req, bool read_only);
 /* A statement inside the transaction. On failure the transaction is rolled
  * back; err (may be NULL) gets the error for callers that map a SQLSTATE. */
-enum bw_db_rc bw_db_query(struct bw_request *req, const char *sql, int nparams,
-                          const char *const *params, struct bw_pg_result *res,
-                          struct bw_pg_error *err);
+enum bw_rc bw_db_query(struct bw_request *req, const char *sql, int nparams,
+                       const char *const *params, struct bw_pg_result *res,
+                       struct bw_pg_error *err);
 /* The same with the statement prepared once per connection as name (see
  * bw_pg_query_prepared). */
-enum bw_db_rc bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql,
-                                   int nparams, const char *const *params, struct bw_pg_result *res,
-                                   struct bw_pg_error *err);
-enum bw_db_rc bw_db_commit(struct bw_request *req);
+enum bw_rc bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql,
+                                int nparams, const char *const *params, struct bw_pg_result *res,
+                                struct bw_pg_error *err);
+enum bw_rc bw_db_commit(struct bw_request *req);
 void bw_db_rollback(struct bw_request *req);
 /* Sets the response for an error bw_db_query returned to the caller. */
 void bw_db_answer(struct bw_request *req, const struct bw_pg_error *e);
-/* For code that does not retry: a RETRY result becomes a 503 too. */
-void bw_db_settle(struct bw_request *req, enum bw_db_rc rc);
+/* For code that does not retry: a BW_RETRY result becomes a 503 too. */
+void bw_db_settle(struct bw_request *req, enum bw_rc rc);
 /* Sleeps a jittered backoff before attempt n (1, 2, …) of a retried
  * transaction; false when the attempts are used up (the 503 is set). */
 bool bw_db_backoff(struct bw_request *req, int attempt);

@@ -74,42 +74,40 @@ bw_idem_read(struct bw_request *req, struct bw_idem *idem, bool required)
 	return true;
 }
 
-enum bw_idem_rc
+enum bw_rc
 bw_idem_check(struct bw_request *req, const struct bw_idem *idem)
 {
 	struct bw_pg_result r;
 	const char *p[] = {req->who.tenant_id, req->who.key_id, idem->key};
 
 	if (idem->key == NULL)
-		return BW_IDEM_NEW;
+		return BW_OK;
 	/* Try-lock, not wait: a duplicate in flight gets 409 at once. The
 	 * lookup shares the statement's snapshot, taken before the lock: an
 	 * outcome committed in between is missed here, and then our own insert
 	 * of it fails as a duplicate and the whole request runs again. */
-	enum bw_db_rc rc = bw_db_query(
+	enum bw_rc rc = bw_db_query(
 	    req,
 	    "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3, 0)), "
 	    "i.route, i.fingerprint, i.status, i.body FROM (SELECT 1) AS one "
 	    "LEFT JOIN idempotency_keys i ON i.tenant_id = $1::uuid AND i.key_id = $2 "
 	    "AND i.idem_key = $3",
 	    3, p, &r, NULL);
-	if (rc == BW_DB_RETRY)
-		return BW_IDEM_RETRY;
-	if (rc != BW_DB_OK)
-		return BW_IDEM_FAILED;
+	if (rc != BW_OK)
+		return rc;
 	if (strcmp(bw_pg_get(&r, 0, 0), "t") != 0) {
 		bw_db_rollback(req);
 		bw_resp_problem(req, 409, "idempotency_key_in_flight",
 		                "a request with this Idempotency-Key is still being processed");
-		return BW_IDEM_ANSWERED;
+		return BW_DONE;
 	}
 	const char *route = bw_pg_get(&r, 0, 1);
 	if (route == NULL)
-		return BW_IDEM_NEW;
+		return BW_OK;
 	bw_db_rollback(req);
 	bw_idem_answer_stored(req, idem, route, bw_pg_get(&r, 0, 2), bw_pg_get(&r, 0, 3),
 	                      bw_pg_get(&r, 0, 4));
-	return BW_IDEM_ANSWERED;
+	return BW_DONE;
 }
 
 void
@@ -138,28 +136,28 @@ storable(const struct bw_request *req, const struct bw_idem *idem)
 	return idem->key != NULL && st < 500 && st != 401 && st != 409 && st != 429;
 }
 
-enum bw_db_rc
+enum bw_rc
 bw_idem_store(struct bw_request *req, const struct bw_idem *idem)
 {
 	struct bw_pg_result r;
 	int st = req->status;
 
 	if (!storable(req, idem))
-		return BW_DB_OK;
+		return BW_OK;
 	const char *p[] = {
 	    req->who.tenant_id,         req->who.key_id,   idem->key,
 	    req->route->name,           idem->fingerprint, bw_arena_printf(req->arena, "%d", st),
 	    bw_buf_cstr(&req->body_out)};
 	struct bw_pg_error e;
-	enum bw_db_rc rc = bw_db_query(req,
-	                               "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, "
-	                               "route, fingerprint, status, body) "
-	                               "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-	                               7, p, &r, &e);
-	if (rc == BW_DB_FAILED) {
+	enum bw_rc rc = bw_db_query(req,
+	                            "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, "
+	                            "route, fingerprint, status, body) "
+	                            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	                            7, p, &r, &e);
+	if (rc == BW_ERR) {
 		/* Stored by a twin that committed after our check: run again, replay it. */
 		if (e.kind == BW_PG_ERR_SQL && strcmp(e.sqlstate, "23505") == 0)
-			return BW_DB_RETRY;
+			return BW_RETRY;
 		bw_db_answer(req, &e);
 	}
 	return rc;

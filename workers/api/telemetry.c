@@ -89,7 +89,7 @@ mongo_unavailable(struct bw_request *req, const char *extra, const char *err)
 static void
 mongo_answer(struct bw_request *req, int rc, const char *err)
 {
-	if (rc == BW_MONGO_EINVALID) {
+	if (rc == BW_INVALID) {
 		bw_error("telemetry: MongoDB refused a query: %s", err);
 		bw_resp_problem(req, 500, "internal_error", "the query failed");
 		return;
@@ -441,7 +441,7 @@ bw_api_telemetry_ingest(struct bw_request *req)
 	bool insert_first = strcmp(cfg->telemetry_write_mode, "insert") == 0;
 	int rc =
 	    bw_mongo_insert_new(COLLECTION, ids, docs, n, insert_first, fates, err, sizeof(err));
-	if (rc == BW_MONGO_REFUSED) {
+	if (rc == BW_REFUSED) {
 		mongo_unavailable(req, NULL, err);
 		return;
 	}

@@ -168,9 +168,9 @@ bw_api_transfer_create(struct bw_request *req)
 	for (int attempt = 1;; attempt++) {
 		bw_buf_reset(&req->body_out);
 		req->status = 0;
-		enum bw_db_rc rc = bw_db_query_prepared(req, "transfer", TRANSFER_SQL,
-		                                        TRANSFER_NPARAMS, params, &r, NULL);
-		if (rc == BW_DB_OK) {
+		enum bw_rc rc = bw_db_query_prepared(req, "transfer", TRANSFER_SQL,
+		                                     TRANSFER_NPARAMS, params, &r, NULL);
+		if (rc == BW_OK) {
 			const char *state = bw_pg_get(&r, 0, 0);
 			if (state != NULL && strcmp(state, "new") == 0) {
 				render_outcome(req, &r);
@@ -192,7 +192,7 @@ bw_api_transfer_create(struct bw_request *req)
 			}
 			return;
 		}
-		if (rc == BW_DB_FAILED || !bw_db_backoff(req, attempt))
+		if (rc == BW_ERR || !bw_db_backoff(req, attempt))
 			return;
 	}
 }

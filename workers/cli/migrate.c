@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sysexits.h>
+
 #include "cli/cli.h"
 #include "cli/lint.h"
 #include "cli/sql_scan.h"
@@ -29,7 +31,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/secret.h"
-#include "store/mongo.h"
+#include "store/mongo_index.h"
 #include "store/pg.h"
 
 /* pg_advisory_lock key: "bulwark" in ASCII, fixed forever. */
@@ -650,7 +652,7 @@ cmd_lint(struct mig *m)
 
 /* ---- MongoDB indexes */
 
-/* Ensures what DIR/mongo/NAME.json describe (store/mongo.h), in name
+/* Ensures what DIR/mongo/NAME.json describe (store/mongo_index.h), in name
  * order; one line per file where an index was created or changed. */
 static int
 ensure_mongo_indexes(struct mig *m, int *total)
@@ -670,7 +672,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 	}
 	if (m->cfg.mongo_timeout_ms < MONGO_INDEX_TIMEOUT_MS)
 		m->cfg.mongo_timeout_ms = MONGO_INDEX_TIMEOUT_MS;
-	bw_mongo_init(&m->cfg, m->cfg.breaker_cooldown_ms);
+	bw_mongo_index_open(&m->cfg);
 	for (int i = 0; i < n && rc == 0; i++) {
 		const char *name = names[i]->d_name, *path;
 		size_t nl = strlen(name), len;
@@ -688,7 +690,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 		}
 		mrc = bw_mongo_ensure_indexes(text, len, MONGO_INDEX_TIMEOUT_MS, &changed, err,
 		                              sizeof(err));
-		if (mrc == BW_MONGO_EINVALID) {
+		if (mrc == BW_INVALID) {
 			fprintf(stderr, "bulwark: migrate: %s: MongoDB: %s\n", path, err);
 			rc = -1;
 		} else if (mrc < 0) {
@@ -708,7 +710,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 	for (int i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	bw_mongo_close();
+	bw_mongo_index_close();
 	return rc;
 }
 
@@ -807,7 +809,7 @@ bw_cmd_migrate(int argc, char **argv)
 			if (errno != 0 || *end != '\0' || end == optarg || w < 0 || w > 86400) {
 				fprintf(stderr,
 				        "bulwark: migrate: --wait: seconds from 0 to 86400\n");
-				return 64;
+				return EX_USAGE;
 			}
 			m.wait_s = (int)w;
 			break;
@@ -817,23 +819,23 @@ bw_cmd_migrate(int argc, char **argv)
 			return 0;
 		default:
 			fprintf(stderr, USAGE);
-			return 64;
+			return EX_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, USAGE);
-		return 64;
+		return EX_USAGE;
 	}
 	sub = argv[optind];
 	if (strcmp(sub, "up") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "lint") != 0) {
 		fprintf(stderr, "bulwark: migrate: unknown command \"%s\"\n" USAGE, sub);
-		return 64;
+		return EX_USAGE;
 	}
 	/* lint --dir needs neither a config nor a database (make check). */
 	if (strcmp(sub, "lint") != 0 || m.dir == NULL || file != NULL) {
 		if (bw_config_load(&m.cfg, file, err, sizeof(err)) < 0) {
 			fprintf(stderr, "bulwark: %s\n", err);
-			return BW_EXIT_CONFIG;
+			return EX_CONFIG;
 		}
 		m.cfg_loaded = true;
 		if (m.dir == NULL)

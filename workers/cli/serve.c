@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 #include "cli/cli.h"
 #include "core/config.h"
@@ -31,16 +32,16 @@ bw_cmd_serve(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: bulwark serve [-c FILE] [-t]\n");
-			return opt == 'h' ? 0 : 64;
+			return opt == 'h' ? 0 : EX_USAGE;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "usage: bulwark serve [-c FILE] [-t]\n");
-		return 64;
+		return EX_USAGE;
 	}
 	if (bw_config_load(&cfg, file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bulwark: %s\n", err);
-		return BW_EXIT_CONFIG;
+		return EX_CONFIG;
 	}
 	if (test_only) {
 		printf("configuration ok\n");

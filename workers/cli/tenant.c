@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "cli/cli.h"
 #include "core/arena.h"
@@ -39,7 +40,7 @@ cli_open(struct cli *c, const char *file)
 	memset(c, 0, sizeof(*c));
 	if (bw_config_load(&c->cfg, file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bulwark: %s\n", err);
-		return BW_EXIT_CONFIG;
+		return EX_CONFIG;
 	}
 	c->loaded = true;
 	/* A command prints its result; the store's info lines are noise here. */
@@ -245,12 +246,12 @@ bw_cmd_tenant(int argc, char **argv)
 	    optind != argc - 2) {
 		fprintf(stderr,
 		        "usage: bulwark tenant create NAME [--rate R --burst B] [-c FILE]\n");
-		return 64;
+		return EX_USAGE;
 	}
 	const char *name = argv[argc - 1];
 	if (strlen(name) < 1 || strlen(name) > 200) {
 		fprintf(stderr, "bulwark: NAME: 1 to 200 characters\n");
-		return 64;
+		return EX_USAGE;
 	}
 	int rc = cli_open(&c, o.config);
 	if (rc != 0)
@@ -284,7 +285,7 @@ key_create(int argc, char **argv)
 	if (parse_opts(argc, argv, &o) < 0 || optind != argc || o.tenant == NULL) {
 		fprintf(stderr, "usage: bulwark key create --tenant ID [--scopes a,b] [--rate R "
 		                "--burst B] [-c FILE]\n");
-		return 64;
+		return EX_USAGE;
 	}
 	int rc = cli_open(&c, o.config);
 	if (rc != 0)
@@ -321,7 +322,7 @@ key_revoke(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) < 0 || optind != argc - 1) {
 		fprintf(stderr, "usage: bulwark key revoke KEY_ID [-c FILE]\n");
-		return 64;
+		return EX_USAGE;
 	}
 	const char *id = argv[argc - 1];
 	char buf[64];
@@ -331,7 +332,7 @@ key_revoke(int argc, char **argv)
 	if (strlen(id) > 32 || !bw_key_parse(buf, buf, sizeof(buf), &pid, &psecret)) {
 		fprintf(stderr, "bulwark: KEY_ID: 8 to 32 characters of a-z and 0-9 (got \"%s\")\n",
 		        id);
-		return 64;
+		return EX_USAGE;
 	}
 	int rc = cli_open(&c, o.config);
 	if (rc != 0)
@@ -379,5 +380,5 @@ bw_cmd_key(int argc, char **argv)
 	fprintf(stderr,
 	        "usage: bulwark key create --tenant ID [--scopes a,b] [--rate R --burst B]\n"
 	        "       bulwark key revoke KEY_ID\n");
-	return 64;
+	return EX_USAGE;
 }

@@ -6,9 +6,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Exit status for a bad configuration (sysexits EX_CONFIG). */
-#define BW_EXIT_CONFIG 78
-
 enum bw_log_level { BW_LOG_DEBUG, BW_LOG_INFO, BW_LOG_WARN, BW_LOG_ERROR };
 
 struct bw_config {

@@ -11,6 +11,7 @@
 #include "core/pid.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/io.h"
 #include "core/log.h"
 
 #define LINE_MAX_BYTES 4096
@@ -96,15 +97,7 @@ emit(int level, const char *fields, const char *fmt, va_list ap)
 		out = line;
 		len = strlen(line);
 	}
-	while (len > 0) {
-		ssize_t n = write(log_fd, out, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		out += n;
-		len -= (size_t)n;
-	}
+	bw_write_all(log_fd, out, len, -1);
 	bw_buf_release(&b);
 	errno = saved;
 }

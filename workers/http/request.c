@@ -1,8 +1,10 @@
-/* The FastCGI side of a request: params in, body in, response out. With
- * pool/worker.c, the only file that includes fcgiapp.h. */
+/* The FastCGI side of a worker: the connection (accept, finish), and each
+ * request's params in, body in, response out. The only file that includes
+ * fcgiapp.h. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcgiapp.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +21,72 @@
 /* Reading past this while draining means a peer we should not wait for. */
 #define DRAIN_MAX (64L * 1024 * 1024)
 
+struct bw_fcgi {
+	FCGX_Request r;
+};
+
+int
+bw_fcgi_init(int keeper_timeout_ms, int close_timeout_ms)
+{
+	char env[32];
+
+	snprintf(env, sizeof(env), "%d", keeper_timeout_ms);
+	setenv("LIBFCGI_IS_AF_UNIX_KEEPER_POLL_TIMEOUT", env, 1);
+	snprintf(env, sizeof(env), "%d", close_timeout_ms);
+	setenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT", env, 1);
+	return FCGX_Init() == 0 ? 0 : -1;
+}
+
+void
+bw_fcgi_shutdown(void)
+{
+	FCGX_ShutdownPending();
+}
+
+struct bw_fcgi *
+bw_fcgi_open(int listen_fd)
+{
+	struct bw_fcgi *c = malloc(sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	if (FCGX_InitRequest(&c->r, listen_fd, 0) != 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int
+bw_fcgi_accept(struct bw_fcgi *c)
+{
+	int rc = FCGX_Accept_r(&c->r);
+
+	if (rc < 0)
+		return rc;
+	fcntl(c->r.ipcFd, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+void
+bw_fcgi_skip(struct bw_fcgi *c)
+{
+	FCGX_Finish_r(&c->r);
+}
+
+void
+bw_fcgi_close(struct bw_fcgi *c)
+{
+	if (c == NULL)
+		return;
+	FCGX_Free(&c->r, 1);
+	free(c);
+}
+
 const char *
 bw_request_param(const struct bw_request *req, const char *name)
 {
-	FCGX_Request *r = req->conn;
-	return r != NULL ? FCGX_GetParam(name, r->envp) : NULL;
+	return req->conn != NULL ? FCGX_GetParam(name, req->conn->r.envp) : NULL;
 }
 
 static void
@@ -36,7 +99,7 @@ make_request_id(struct bw_request *req)
 
 int
 bw_request_init(struct bw_request *req, struct bw_arena *arena, const struct bw_config *cfg,
-                void *conn)
+                struct bw_fcgi *conn)
 {
 	memset(req, 0, sizeof(*req));
 	req->arena = arena;
@@ -171,7 +234,7 @@ drain(FCGX_Request *r, long already)
 int
 bw_request_read_body(struct bw_request *req, long limit)
 {
-	FCGX_Request *r = req->conn;
+	FCGX_Request *r = &req->conn->r;
 
 	if (req->content_length > limit) {
 		drain(r, 0);
@@ -219,7 +282,7 @@ bw_request_read_body(struct bw_request *req, long limit)
 bool
 bw_request_client_gone(const struct bw_request *req)
 {
-	FCGX_Request *r = req->conn;
+	FCGX_Request *r = &req->conn->r;
 	struct pollfd p = {.fd = r->ipcFd, .events = POLLRDHUP};
 
 	if (poll(&p, 1, 0) <= 0)
@@ -230,7 +293,7 @@ bw_request_client_gone(const struct bw_request *req)
 void
 bw_request_finish(struct bw_request *req)
 {
-	FCGX_Request *r = req->conn;
+	FCGX_Request *r = &req->conn->r;
 	int unread = -1;
 
 	/* libfcgi closes by shutting down its side and waiting for nginx to
@@ -248,7 +311,7 @@ bw_request_finish(struct bw_request *req)
 int
 bw_request_send(struct bw_request *req)
 {
-	FCGX_Request *r = req->conn;
+	FCGX_Request *r = &req->conn->r;
 	char head[512];
 
 	if (req->status == 0)

@@ -13,6 +13,7 @@
 struct bw_arena;
 struct bw_route;
 struct bw_config;
+struct bw_fcgi;
 
 #define BW_MAX_PATH_PARAMS 4
 
@@ -40,7 +41,7 @@ struct bw_identity {
 struct bw_request {
 	struct bw_arena *arena;
 	const struct bw_config *cfg;
-	void *conn; /* the FCGX_Request; only request.c looks inside */
+	struct bw_fcgi *conn; /* the FastCGI connection; only request.c looks inside */
 	int64_t start_us;
 
 	const char *method;
@@ -69,9 +70,29 @@ struct bw_request {
 	const char *code; /* problem code, for the access log */
 };
 
-/* Fills the request fields from the FastCGI params of conn. */
+/* The FastCGI connection a worker serves its requests on (libfcgi's
+ * FCGX_Request). libfcgi's rules, kept here so that no other file needs
+ * fcgiapp.h:
+ * - its poll timeouts come from the environment, read once by FCGX_Init:
+ *   bw_fcgi_init sets them first;
+ * - FCGX_Init installs libfcgi's own signal handlers: the worker installs
+ *   its own after bw_fcgi_init;
+ * - an accepted connection is close-on-exec. */
+int bw_fcgi_init(int keeper_timeout_ms, int close_timeout_ms);
+/* Async-signal-safe: tells libfcgi that a stop is pending. */
+void bw_fcgi_shutdown(void);
+/* A connection slot that accepts on listen_fd; NULL on failure. */
+struct bw_fcgi *bw_fcgi_open(int listen_fd);
+/* Waits for the next request: 0, or a negative errno. */
+int bw_fcgi_accept(struct bw_fcgi *c);
+/* Ends an accepted request that will not be answered. */
+void bw_fcgi_skip(struct bw_fcgi *c);
+/* Frees the slot and closes its connection (NULL is a no-op). */
+void bw_fcgi_close(struct bw_fcgi *c);
+
+/* Fills the request fields from the FastCGI params of conn (NULL: none). */
 int bw_request_init(struct bw_request *req, struct bw_arena *arena, const struct bw_config *cfg,
-                    void *conn);
+                    struct bw_fcgi *conn);
 /* A request header by its CGI name ("HTTP_AUTHORIZATION"), or NULL. */
 const char *bw_request_param(const struct bw_request *req, const char *name);
 const char *bw_request_path_param(const struct bw_request *req, const char *name);

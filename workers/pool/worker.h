@@ -7,7 +7,12 @@
 struct bw_config;
 struct bw_scoreboard;
 
-/* Never returns: exits 0 on a requested stop or recycle, 1 on a broken socket. */
+/* The worker's exit status after max_requests: the master counts it as
+ * recycled, not as a crash. */
+#define BW_WORKER_EXIT_RECYCLED 3
+
+/* Never returns: exits 0 on a requested stop, BW_WORKER_EXIT_RECYCLED after
+ * its share of requests, 1 on a broken socket. */
 void bw_worker_run(const struct bw_config *cfg, int listen_fd, struct bw_scoreboard *sb, int slot,
                    uint32_t generation) __attribute__((noreturn));
 

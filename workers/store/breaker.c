@@ -1,5 +1,10 @@
 /* Circuit breaker state machine: pure logic on a caller-supplied clock, so
- * it can be unit tested without I/O. The adapters own one breaker each. */
+ * it can be unit tested without I/O. The adapters own one breaker each and
+ * share what follows it: the logging of transitions, the checked ping. */
+#include <stdio.h>
+
+#include "core/clock.h"
+#include "core/log.h"
 #include "store/breaker.h"
 
 void
@@ -81,4 +86,54 @@ bw_breaker_retry_after_ms(const struct bw_breaker *b, int64_t now_ms)
 	if (b->state == BW_BREAKER_CLOSED || now_ms >= b->open_until_ms)
 		return 0;
 	return b->open_until_ms - now_ms;
+}
+
+/* ---- shared by the adapters ---- */
+
+void
+bw_breaker_note(struct bw_breaker *b, const char *name, const char *why)
+{
+	enum bw_breaker_state before = b->state;
+
+	if (why == NULL) {
+		if (before != BW_BREAKER_CLOSED)
+			bw_info("%s: reachable again, breaker closed", name);
+		bw_breaker_success(b);
+		return;
+	}
+	bw_breaker_failure(b, bw_now_ms());
+	if (before == BW_BREAKER_CLOSED && b->state == BW_BREAKER_OPEN)
+		bw_warn("%s: %s; breaker open for %lld ms", name, why, (long long)b->cooldown_ms);
+	else if (before == BW_BREAKER_CLOSED)
+		bw_warn("%s: %s", name, why);
+	else
+		bw_debug("%s: probe failed: %s; next in %lld ms", name, why,
+		         (long long)b->cooldown_ms);
+}
+
+enum bw_rc
+bw_breaker_ping(struct bw_breaker *b, const char *name, int timeout_ms, bw_ping_attempt_fn attempt,
+                void *arg, char *err, size_t errlen)
+{
+	int64_t now = bw_now_ms();
+	int64_t deadline = now + timeout_ms;
+	enum bw_rc rc;
+
+	err[0] = '\0';
+	if (!bw_breaker_allow(b, now)) {
+		snprintf(err, errlen, "breaker open, next probe in %lld ms",
+		         (long long)bw_breaker_retry_after_ms(b, now));
+		return BW_REFUSED;
+	}
+	rc = attempt(arg, deadline, err, errlen);
+	/* A kept connection can be stale (server restarted) and fail at once:
+	 * one retry on a fresh connection, within the budget. */
+	if (rc == BW_RETRY && bw_now_ms() < deadline)
+		rc = attempt(arg, deadline, err, errlen);
+	if (rc == BW_OK) {
+		bw_breaker_note(b, name, NULL);
+		return BW_OK;
+	}
+	bw_breaker_note(b, name, err);
+	return BW_ERR;
 }

@@ -6,9 +6,8 @@
  *
  * mongoc 1.x has no per-call timeout: every read and write on a connection
  * waits up to socketTimeoutMS. To bound a ping by ping_timeout_ms, the
- * client's streams are wrapped (mongoc_client_set_stream_initiator) in a
- * thin stream that shortens each connect, read and write timeout to what
- * is left of the current deadline. */
+ * client's streams are wrapped in the deadline stream of mongo_stream.c,
+ * and each call here sets its deadline. */
 
 /* mongoc's headers use struct addrinfo, which strict ISO C hides. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
@@ -19,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -29,14 +29,9 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "store/mongo.h"
+#include "store/mongo_stream.h"
 
 #define MONGO_DEFAULT_DB "bulwark"
-
-/* libmongoc 1.x exports the transport it uses by default but declares it
- * only in a private header; our initiator wraps what it returns. */
-mongoc_stream_t *mongoc_client_default_stream_initiator(const mongoc_uri_t *uri,
-                                                        const mongoc_host_list_t *host,
-                                                        void *user_data, bson_error_t *error);
 
 static struct {
 	const struct bw_config *cfg;
@@ -44,149 +39,9 @@ static struct {
 	bool cleaned; /* mongoc_cleanup ran: mongoc cannot be used again */
 	mongoc_uri_t *uri;
 	mongoc_client_t *client;
-	pid_t pid;           /* process that created client */
-	int64_t deadline_ms; /* bw_now_ms() bound of the current call, 0 = none */
+	pid_t pid; /* process that created client */
 	struct bw_breaker breaker;
 } mg;
-
-/* ---- deadline stream: forwards everything, shortens timeouts ---- */
-
-struct deadline_stream {
-	mongoc_stream_t vtable; /* first: mongoc calls through it */
-	mongoc_stream_t *inner;
-};
-
-#define INNER(s)             (((struct deadline_stream *)(s))->inner)
-#define DEADLINE_STREAM_TYPE 0x6277 /* "bw"; mongoc's own types are 1..7 */
-
-/* 0 means "do not block" to mongoc and stays 0; negative means "no limit". */
-static int32_t
-clamp_timeout(int32_t timeout_ms)
-{
-	int64_t left;
-
-	if (mg.deadline_ms == 0 || timeout_ms == 0)
-		return timeout_ms;
-	left = mg.deadline_ms - bw_now_ms();
-	if (left < 1)
-		left = 1; /* past the deadline: time out at once */
-	if (timeout_ms < 0 || timeout_ms > left)
-		return (int32_t)left;
-	return timeout_ms;
-}
-
-static void
-ds_destroy(mongoc_stream_t *s)
-{
-	mongoc_stream_destroy(INNER(s));
-	bson_free(s);
-}
-
-static void
-ds_failed(mongoc_stream_t *s)
-{
-	mongoc_stream_failed(INNER(s));
-	bson_free(s);
-}
-
-static int
-ds_close(mongoc_stream_t *s)
-{
-	return mongoc_stream_close(INNER(s));
-}
-
-static int
-ds_flush(mongoc_stream_t *s)
-{
-	return mongoc_stream_flush(INNER(s));
-}
-
-static ssize_t
-ds_writev(mongoc_stream_t *s, mongoc_iovec_t *iov, size_t iovcnt, int32_t timeout_ms)
-{
-	return mongoc_stream_writev(INNER(s), iov, iovcnt, clamp_timeout(timeout_ms));
-}
-
-static ssize_t
-ds_readv(mongoc_stream_t *s, mongoc_iovec_t *iov, size_t iovcnt, size_t min_bytes,
-         int32_t timeout_ms)
-{
-	return mongoc_stream_readv(INNER(s), iov, iovcnt, min_bytes, clamp_timeout(timeout_ms));
-}
-
-static int
-ds_setsockopt(mongoc_stream_t *s, int level, int optname, void *optval, mongoc_socklen_t optlen)
-{
-	return mongoc_stream_setsockopt(INNER(s), level, optname, optval, optlen);
-}
-
-/* Exposing the inner stream keeps mongoc_stream_poll (which polls the
- * root socket) and the TLS lookups working through the wrapper. */
-static mongoc_stream_t *
-ds_base(mongoc_stream_t *s)
-{
-	return INNER(s);
-}
-
-static bool
-ds_check_closed(mongoc_stream_t *s)
-{
-	return mongoc_stream_check_closed(INNER(s));
-}
-
-static bool
-ds_timed_out(mongoc_stream_t *s)
-{
-	return mongoc_stream_timed_out(INNER(s));
-}
-
-static bool
-ds_should_retry(mongoc_stream_t *s)
-{
-	return mongoc_stream_should_retry(INNER(s));
-}
-
-static mongoc_stream_t *
-deadline_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host, void *client,
-                   bson_error_t *error)
-{
-	struct deadline_stream *ds;
-	mongoc_stream_t *inner;
-	mongoc_uri_t *copy = NULL;
-	int32_t ct, left;
-
-	/* The TCP (and TLS) connect reads its timeout from the URI: hand it
-	 * a copy that ends at our deadline. The hello that follows is run by
-	 * mongoc itself and stays bounded by connectTimeoutMS. */
-	ct = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 10000);
-	left = clamp_timeout(ct);
-	if (left != ct) {
-		copy = mongoc_uri_copy(uri);
-		mongoc_uri_set_option_as_int32(copy, MONGOC_URI_CONNECTTIMEOUTMS, left);
-		uri = copy;
-	}
-	inner = mongoc_client_default_stream_initiator(uri, host, client, error);
-	mongoc_uri_destroy(copy);
-	if (inner == NULL)
-		return NULL;
-	ds = bson_malloc0(sizeof(*ds));
-	/* Our own type: mongoc casts streams by type (socket, TLS, GridFS)
-	 * and must never mistake the wrapper for one of its own. */
-	ds->vtable.type = DEADLINE_STREAM_TYPE;
-	ds->vtable.destroy = ds_destroy;
-	ds->vtable.failed = ds_failed;
-	ds->vtable.close = ds_close;
-	ds->vtable.flush = ds_flush;
-	ds->vtable.writev = ds_writev;
-	ds->vtable.readv = ds_readv;
-	ds->vtable.setsockopt = ds_setsockopt;
-	ds->vtable.get_base_stream = ds_base;
-	ds->vtable.check_closed = ds_check_closed;
-	ds->vtable.timed_out = ds_timed_out;
-	ds->vtable.should_retry = ds_should_retry;
-	ds->inner = inner;
-	return &ds->vtable;
-}
 
 /* ---- client lifecycle ---- */
 
@@ -290,7 +145,7 @@ mongo_open(char *err, size_t errlen)
 		return -1;
 	}
 	mongoc_client_set_error_api(mg.client, MONGOC_ERROR_API_VERSION_2);
-	mongoc_client_set_stream_initiator(mg.client, deadline_initiator, mg.client);
+	mongoc_client_set_stream_initiator(mg.client, bw_mongo_deadline_initiator, mg.client);
 	mg.pid = bw_pid();
 	return 0;
 }
@@ -303,28 +158,11 @@ is_connection_error(const bson_error_t *e)
 	       e->domain == MONGOC_ERROR_PROTOCOL || e->domain == MONGOC_ERROR_CLIENT;
 }
 
+/* Tells the breaker how a call went: why == NULL is a success. */
 static void
-mongo_succeeded(void)
+mongo_note(const char *why)
 {
-	if (mg.breaker.state != BW_BREAKER_CLOSED)
-		bw_info("mongo: reachable again, breaker closed");
-	bw_breaker_success(&mg.breaker);
-}
-
-static void
-mongo_failed(const char *why)
-{
-	enum bw_breaker_state before = mg.breaker.state;
-
-	bw_breaker_failure(&mg.breaker, bw_now_ms());
-	if (before == BW_BREAKER_CLOSED && mg.breaker.state == BW_BREAKER_OPEN)
-		bw_warn("mongo: %s; breaker open for %lld ms", why,
-		        (long long)mg.breaker.cooldown_ms);
-	else if (before == BW_BREAKER_CLOSED)
-		bw_warn("mongo: %s", why);
-	else
-		bw_debug("mongo: probe failed: %s; next in %lld ms", why,
-		         (long long)mg.breaker.cooldown_ms);
+	bw_breaker_note(&mg.breaker, bw_mongo_ops.name, why);
 }
 
 void
@@ -358,54 +196,35 @@ bw_mongo_close(void)
 	}
 }
 
-int
-bw_mongo_ping(int timeout_ms, char *err, size_t errlen)
+/* bw_mongo_ops' ping: one {ping: 1}, creating the client first if needed. */
+static enum bw_rc
+ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 {
-	int64_t now = bw_now_ms();
-	int64_t deadline = now + timeout_ms;
 	bson_t cmd = BSON_INITIALIZER, reply = BSON_INITIALIZER;
 	bson_error_t e;
+	enum bw_rc rc = BW_ERR;
 	bool reused, ok;
 
-	err[0] = '\0';
-	if (mg.cfg == NULL) {
-		snprintf(err, errlen, "store not initialised");
-		return -1;
-	}
-	if (!bw_breaker_allow(&mg.breaker, now)) {
-		snprintf(err, errlen, "breaker open, next probe in %lld ms",
-		         (long long)bw_breaker_retry_after_ms(&mg.breaker, now));
-		return BW_MONGO_REFUSED;
-	}
+	(void)arg;
+	reused = mg.client != NULL && mg.pid == bw_pid();
+	if (mongo_open(err, errlen) < 0)
+		return BW_ERR;
 	BSON_APPEND_INT32(&cmd, "ping", 1);
-	for (;;) {
-		reused = mg.client != NULL && mg.pid == bw_pid();
-		if (mongo_open(err, errlen) < 0)
-			goto fail;
-		bson_destroy(&reply);
-		mg.deadline_ms = deadline;
-		ok = mongoc_client_command_simple(mg.client, "admin", &cmd, NULL, &reply, &e);
-		mg.deadline_ms = 0;
-		if (ok)
-			break;
+	bw_mongo_deadline_set(deadline);
+	ok = mongoc_client_command_simple(mg.client, "admin", &cmd, NULL, &reply, &e);
+	bw_mongo_deadline_set(0);
+	if (ok) {
+		rc = BW_OK;
+	} else {
 		snprintf(err, errlen, "ping: %s", e.message);
-		if (!is_connection_error(&e))
-			goto fail;
-		mongo_drop();
-		/* A kept connection can be stale (server restarted) and fail at
-		 * once: one retry on a fresh client, within the budget. */
-		if (!reused || bw_now_ms() >= deadline)
-			goto fail;
+		if (is_connection_error(&e)) {
+			mongo_drop();
+			rc = reused ? BW_RETRY : BW_ERR;
+		}
 	}
 	bson_destroy(&cmd);
 	bson_destroy(&reply);
-	mongo_succeeded();
-	return 0;
-fail:
-	bson_destroy(&cmd);
-	bson_destroy(&reply);
-	mongo_failed(err);
-	return -1;
+	return rc;
 }
 
 const char *
@@ -418,12 +237,6 @@ bw_mongo_db_name(void)
 		return MONGO_DEFAULT_DB;
 	db = mongoc_uri_get_database(mg.uri);
 	return db != NULL && db[0] != '\0' ? db : MONGO_DEFAULT_DB;
-}
-
-const struct bw_breaker *
-bw_mongo_breaker(void)
-{
-	return &mg.breaker;
 }
 
 int64_t
@@ -460,25 +273,25 @@ is_unavailable_error(const bson_error_t *e)
 }
 
 /* Starts a call: the breaker's permission, then a client. */
-static int
+static enum bw_rc
 call_begin(bool *reused, char *err, size_t errlen)
 {
 	err[0] = '\0';
 	if (mg.cfg == NULL) {
 		snprintf(err, errlen, "store not initialised");
-		return -1;
+		return BW_ERR;
 	}
 	if (!bw_breaker_allow(&mg.breaker, bw_now_ms())) {
 		snprintf(err, errlen, "breaker open, next probe in %lld ms",
 		         (long long)bw_mongo_retry_after_ms());
-		return BW_MONGO_REFUSED;
+		return BW_REFUSED;
 	}
 	*reused = mg.client != NULL && mg.pid == bw_pid();
 	if (mongo_open(err, errlen) < 0) {
-		mongo_failed(err);
-		return -1;
+		mongo_note(err);
+		return BW_ERR;
 	}
-	return 0;
+	return BW_OK;
 }
 
 /* After a failed attempt: should the call be tried once more on a fresh
@@ -495,22 +308,22 @@ retry_fresh(const bson_error_t *e, bool *reused, int64_t deadline, char *err, si
 }
 
 /* Ends a call that failed with e: tells the breaker, maps to a return code. */
-static int
+static enum bw_rc
 call_failed(const bson_error_t *e, const char *what, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s: %s", what, e->message);
 	if (is_connection_error(e)) {
 		mongo_drop();
-		mongo_failed(err);
-		return -1;
+		mongo_note(err);
+		return BW_ERR;
 	}
 	if (is_unavailable_error(e)) {
-		mongo_failed(err);
-		return -1;
+		mongo_note(err);
+		return BW_ERR;
 	}
 	/* The server is up and answered: the request itself is at fault. */
-	mongo_succeeded();
-	return BW_MONGO_EINVALID;
+	mongo_note(NULL);
+	return BW_INVALID;
 }
 
 static void
@@ -665,9 +478,9 @@ run_bulk(const char *collection, const bson_oid_t *ids, bson_t *const *docs, siz
 
 		if (filled) {
 			bson_destroy(reply);
-			mg.deadline_ms = deadline;
+			bw_mongo_deadline_set(deadline);
 			ok = mongoc_bulk_operation_execute(bulk, reply, e) != 0;
-			mg.deadline_ms = 0;
+			bw_mongo_deadline_set(0);
 		}
 		mongoc_bulk_operation_destroy(bulk);
 		mongoc_collection_destroy(coll);
@@ -680,7 +493,7 @@ run_bulk(const char *collection, const bson_oid_t *ids, bson_t *const *docs, siz
 	}
 }
 
-int
+enum bw_rc
 bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const *docs, size_t n,
                     bool insert_first, enum bw_mongo_fate *fates, char *err, size_t errlen)
 {
@@ -688,60 +501,61 @@ bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const
 	bson_error_t e = {0};
 	bool reused, insert = insert_first, wc_error, answered;
 	size_t hard;
-	int rc;
+	enum bw_rc rc;
+	int ran;
 
 	for (size_t i = 0; i < n; i++)
 		fates[i] = BW_MONGO_UNKNOWN;
 	rc = call_begin(&reused, err, errlen);
-	if (rc < 0)
+	if (rc != BW_OK)
 		return rc;
 	BSON_APPEND_BOOL(&opts, "ordered", false);
 	append_write_concern(&opts);
 	int64_t deadline = bw_now_ms() + mg.cfg->mongo_timeout_ms;
-	rc = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply, &e, err,
-	              errlen);
-	answered = rc >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
-	if (rc == 0 && insert && !answered && e.domain == MONGOC_ERROR_SERVER && e.code == 11000) {
+	ran = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply, &e, err,
+	               errlen);
+	answered = ran >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
+	if (ran == 0 && insert && !answered && e.domain == MONGOC_ERROR_SERVER && e.code == 11000) {
 		/* Refused whole over one duplicate (jongodb; MongoDB stores the
 		 * rest): nothing was stored, so the upsert bulk sorts it out. */
 		for (size_t i = 0; i < n; i++)
 			fates[i] = BW_MONGO_UNKNOWN;
 		insert = false;
-		rc = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply,
-		              &e, err, errlen);
-		answered = rc >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
+		ran = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply,
+		               &e, err, errlen);
+		answered = ran >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
 	}
-	if (rc < 0) {
-		rc = BW_MONGO_EINVALID;
-	} else if (rc == 1 || (answered && !wc_error && hard == 0)) {
+	if (ran < 0) {
+		rc = BW_INVALID;
+	} else if (ran == 1 || (answered && !wc_error && hard == 0)) {
 		/* Duplicate-key errors alone still account for every document. */
-		mongo_succeeded();
-		rc = 0;
+		mongo_note(NULL);
+		rc = BW_OK;
 	} else if (answered && !wc_error) {
 		/* The server is up and refused some documents. */
 		snprintf(err, errlen, "bulk write: %zu document%s refused: %s", hard,
 		         hard == 1 ? "" : "s", e.message);
-		mongo_succeeded();
-		rc = -1;
+		mongo_note(NULL);
+		rc = BW_ERR;
 	} else {
 		rc = call_failed(&e, "bulk write", err, errlen);
-		if (rc == BW_MONGO_EINVALID)
-			rc = -1;
+		if (rc == BW_INVALID)
+			rc = BW_ERR;
 	}
 	bson_destroy(&opts);
 	bson_destroy(&reply);
 	return rc;
 }
 
-int
+enum bw_rc
 bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, bw_mongo_doc_fn fn,
               void *arg, char *err, size_t errlen)
 {
 	bson_error_t e;
 	bool reused, failed;
-	int rc = call_begin(&reused, err, errlen);
+	enum bw_rc rc = call_begin(&reused, err, errlen);
 
-	if (rc < 0)
+	if (rc != BW_OK)
 		return rc;
 	int64_t deadline = bw_now_ms() + mg.cfg->mongo_timeout_ms;
 	for (;;) {
@@ -751,19 +565,19 @@ bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, 
 		const bson_t *doc;
 		size_t seen = 0;
 
-		mg.deadline_ms = deadline;
+		bw_mongo_deadline_set(deadline);
 		while (mongoc_cursor_next(cur, &doc)) {
 			seen++;
 			if (fn(doc, arg) != 0)
 				break;
 		}
 		failed = mongoc_cursor_error(cur, &e);
-		mg.deadline_ms = 0;
+		bw_mongo_deadline_set(0);
 		mongoc_cursor_destroy(cur);
 		mongoc_collection_destroy(coll);
 		if (!failed) {
-			mongo_succeeded();
-			return 0;
+			mongo_note(NULL);
+			return BW_OK;
 		}
 		if (seen > 0 || !retry_fresh(&e, &reused, deadline, err, errlen))
 			break;
@@ -771,29 +585,29 @@ bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, 
 	return call_failed(&e, "find", err, errlen);
 }
 
-int
+enum bw_rc
 bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_code, char *err,
                  size_t errlen)
 {
 	bson_error_t e;
 	bool reused;
-	int rc;
+	enum bw_rc rc;
 
 	bson_init(reply);
 	*server_code = 0;
 	rc = call_begin(&reused, err, errlen);
-	if (rc < 0)
+	if (rc != BW_OK)
 		return rc;
 	int64_t deadline = bw_now_ms() + timeout_ms;
 	for (;;) {
 		bson_destroy(reply);
-		mg.deadline_ms = deadline;
+		bw_mongo_deadline_set(deadline);
 		bool ok = mongoc_client_command_simple(mg.client, bw_mongo_db_name(), cmd, NULL,
 		                                       reply, &e);
-		mg.deadline_ms = 0;
+		bw_mongo_deadline_set(0);
 		if (ok) {
-			mongo_succeeded();
-			return 0;
+			mongo_note(NULL);
+			return BW_OK;
 		}
 		if (!retry_fresh(&e, &reused, deadline, err, errlen))
 			break;
@@ -803,213 +617,26 @@ bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_c
 	return call_failed(&e, "command", err, errlen);
 }
 
-/* ---- indexes (bulwark migrate) ---- */
-
-/* An integer config key by name (for ttl_days_key), or -1. */
-static int64_t
-config_int(const char *name)
+/* Debian's libmongoc keeps its counters in /dev/shm/mongoc-<pid>, removed
+ * at exit: a worker that was killed leaves its file behind, in memory,
+ * and a later process with the same pid gets a warning on start-up. */
+static void
+mongo_forget_child(pid_t pid)
 {
-	for (size_t i = 0; i < bw_config_nkeys; i++) {
-		const struct bw_config_key *k = &bw_config_keys[i];
-		const char *field = (const char *)mg.cfg + k->offset;
-		if (strcmp(k->name, name) != 0)
-			continue;
-		if (k->type == BW_CONF_INT)
-			return *(const int *)field;
-		if (k->type == BW_CONF_LONG || k->type == BW_CONF_SIZE)
-			return *(const long *)field;
-	}
-	return -1;
+	char name[32];
+
+	snprintf(name, sizeof(name), "/mongoc-%d", (int)pid);
+	shm_unlink(name);
 }
 
-/* The expireAfterSeconds of index name on coll: -1 when it has none, -2
- * when there is no such index. */
-static int
-index_ttl(const char *coll, const char *name, int timeout_ms, int64_t *ttl, char *err,
-          size_t errlen)
-{
-	bson_t *cmd = BCON_NEW("listIndexes", BCON_UTF8(coll));
-	bson_t reply;
-	bson_iter_t it, idx, f;
-	int code, rc = bw_mongo_command(cmd, &reply, timeout_ms, &code, err, errlen);
-
-	*ttl = -2;
-	if (rc == 0 && bson_iter_init(&it, &reply) &&
-	    bson_iter_find_descendant(&it, "cursor.firstBatch", &idx) &&
-	    BSON_ITER_HOLDS_ARRAY(&idx) && bson_iter_recurse(&idx, &it))
-		while (bson_iter_next(&it)) {
-			if (!BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &f) ||
-			    !bson_iter_find(&f, "name") || !BSON_ITER_HOLDS_UTF8(&f) ||
-			    strcmp(bson_iter_utf8(&f, NULL), name) != 0)
-				continue;
-			*ttl = -1;
-			bson_iter_recurse(&it, &f);
-			if (bson_iter_find(&f, "expireAfterSeconds"))
-				*ttl = bson_iter_as_int64(&f);
-		}
-	bson_destroy(cmd);
-	bson_destroy(&reply);
-	return rc;
-}
-
-struct ttl_want {
-	const char *name;
-	int32_t seconds;
+const struct bw_dep_ops bw_mongo_ops = {
+    .name = "mongo",
+    .init = bw_mongo_init,
+    .close = bw_mongo_close,
+    .ping = ping_once,
+    .breaker = &mg.breaker,
+    .forget_child = mongo_forget_child,
 };
-
-/* Builds createIndexes from the spec; fills wants (at most nwant). */
-static int
-build_create(const bson_t *spec, bson_t *cmd, const char **coll, struct ttl_want *wants,
-             size_t nwant, size_t *nttl, char *err, size_t errlen)
-{
-	bson_iter_t it, list, one, f;
-	bson_t arr, doc;
-	char numbuf[16];
-	const char *key;
-	uint32_t i = 0;
-
-	*nttl = 0;
-	if (!bson_iter_init_find(&it, spec, "collection") || !BSON_ITER_HOLDS_UTF8(&it)) {
-		snprintf(err, errlen, "\"collection\" must be a string");
-		return -1;
-	}
-	*coll = bson_iter_utf8(&it, NULL);
-	if (!bson_iter_init_find(&list, spec, "indexes") || !BSON_ITER_HOLDS_ARRAY(&list) ||
-	    !bson_iter_recurse(&list, &one)) {
-		snprintf(err, errlen, "\"indexes\" must be an array");
-		return -1;
-	}
-	BSON_APPEND_UTF8(cmd, "createIndexes", *coll);
-	BSON_APPEND_ARRAY_BEGIN(cmd, "indexes", &arr);
-	for (; bson_iter_next(&one); i++) {
-		const char *name = NULL;
-		if (!BSON_ITER_HOLDS_DOCUMENT(&one) || !bson_iter_recurse(&one, &f)) {
-			snprintf(err, errlen, "indexes[%u] must be an object", i);
-			goto fail;
-		}
-		bson_uint32_to_string(i, &key, numbuf, sizeof(numbuf));
-		BSON_APPEND_DOCUMENT_BEGIN(&arr, key, &doc);
-		while (bson_iter_next(&f)) {
-			if (strcmp(bson_iter_key(&f), "ttl_days_key") != 0) {
-				if (strcmp(bson_iter_key(&f), "name") == 0 &&
-				    BSON_ITER_HOLDS_UTF8(&f))
-					name = bson_iter_utf8(&f, NULL);
-				bson_append_iter(&doc, NULL, 0, &f);
-				continue;
-			}
-			int64_t days =
-			    BSON_ITER_HOLDS_UTF8(&f) ? config_int(bson_iter_utf8(&f, NULL)) : -1;
-			/* MongoDB keeps expireAfterSeconds in an int32. */
-			if (days < 0 || days > INT32_MAX / 86400) {
-				snprintf(
-				    err, errlen,
-				    "indexes[%u].ttl_days_key: not an integer key of 0 to %d days",
-				    i, INT32_MAX / 86400);
-				bson_append_document_end(&arr, &doc);
-				goto fail;
-			}
-			BSON_APPEND_INT32(&doc, "expireAfterSeconds", (int32_t)(days * 86400));
-			if (*nttl < nwant)
-				wants[(*nttl)++] = (struct ttl_want){NULL, (int32_t)(days * 86400)};
-		}
-		bson_append_document_end(&arr, &doc);
-		if (name == NULL) {
-			snprintf(err, errlen, "indexes[%u].name must be a string", i);
-			goto fail;
-		}
-		if (*nttl > 0 && wants[*nttl - 1].name == NULL)
-			wants[*nttl - 1].name = name;
-	}
-	bson_append_array_end(cmd, &arr);
-	return 0;
-fail:
-	bson_append_array_end(cmd, &arr);
-	return -1;
-}
-
-static int
-set_ttl(const char *coll, const struct ttl_want *w, int timeout_ms, char *err, size_t errlen)
-{
-	bson_t *cmd = BCON_NEW("collMod", BCON_UTF8(coll), "index", "{", "name", BCON_UTF8(w->name),
-	                       "expireAfterSeconds", BCON_INT32(w->seconds), "}");
-	bson_t reply;
-	int code, rc = bw_mongo_command(cmd, &reply, timeout_ms, &code, err, errlen);
-
-	bson_destroy(cmd);
-	bson_destroy(&reply);
-	return rc;
-}
-
-int
-bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *changed, char *err,
-                        size_t errlen)
-{
-	bson_t doc = BSON_INITIALIZER, cmd = BSON_INITIALIZER, reply = BSON_INITIALIZER;
-	struct ttl_want wants[16];
-	const char *coll = NULL;
-	size_t nttl = 0;
-	bson_error_t e;
-	bson_iter_t it;
-	int code = 0, rc = -1;
-	int64_t ttl, before = 0, after = 0;
-
-	*changed = 0;
-	rc = BW_MONGO_EINVALID;
-	if (!bson_init_from_json(&doc, spec, (ssize_t)len, &e)) {
-		snprintf(err, errlen, "not JSON: %s", e.message);
-		goto done;
-	}
-	if (build_create(&doc, &cmd, &coll, wants, 16, &nttl, err, errlen) < 0)
-		goto done;
-	bson_destroy(&reply);
-	rc = bw_mongo_command(&cmd, &reply, timeout_ms, &code, err, errlen);
-	/* IndexOptionsConflict / IndexKeySpecsConflict: an index of that name
-	 * exists with another TTL; change it in place, then try again. */
-	if (rc != 0 && (code == 85 || code == 86)) {
-		for (size_t i = 0; i < nttl; i++)
-			if (set_ttl(coll, &wants[i], timeout_ms, err, errlen) == 0)
-				(*changed)++;
-		bson_destroy(&reply);
-		rc = bw_mongo_command(&cmd, &reply, timeout_ms, &code, err, errlen);
-	}
-	if (rc != 0)
-		goto done;
-	if (bson_iter_init_find(&it, &reply, "numIndexesBefore"))
-		before = bson_iter_as_int64(&it);
-	if (bson_iter_init_find(&it, &reply, "numIndexesAfter"))
-		after = bson_iter_as_int64(&it);
-	if (after > before)
-		*changed += (int)(after - before);
-	/* Some servers (jongodb) accept a changed TTL silently: check it. */
-	for (size_t i = 0; i < nttl; i++) {
-		rc = index_ttl(coll, wants[i].name, timeout_ms, &ttl, err, errlen);
-		if (rc == 0 && ttl != wants[i].seconds) {
-			rc = set_ttl(coll, &wants[i], timeout_ms, err, errlen);
-			if (rc == 0)
-				rc = index_ttl(coll, wants[i].name, timeout_ms, &ttl, err, errlen);
-			if (rc == 0 && ttl != wants[i].seconds) {
-				snprintf(err, errlen,
-				         "index %s.%s keeps expireAfterSeconds %lld instead of %d",
-				         coll, wants[i].name, (long long)ttl, wants[i].seconds);
-				rc = BW_MONGO_EINVALID;
-			} else if (rc != 0) {
-				size_t l = strlen(err);
-				snprintf(err + l, errlen - l, " (changing the TTL of %s.%s)", coll,
-				         wants[i].name);
-			}
-			if (rc == 0)
-				(*changed)++;
-		}
-		if (rc != 0)
-			goto done;
-	}
-	rc = 0;
-done:
-	bson_destroy(&doc);
-	bson_destroy(&cmd);
-	bson_destroy(&reply);
-	return rc;
-}
 
 const char *
 bw_mongo_lib_version(void)

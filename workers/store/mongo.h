@@ -1,8 +1,8 @@
-/* MongoDB adapter (mongo.c is the only file that includes mongoc.h). One
- * single-threaded mongoc_client_t per worker, created on first use after
- * fork (mongoc_init happens then too), destroyed on any network or server
- * selection error and created again by the next call the breaker lets
- * through. */
+/* MongoDB adapter (mongo.c and its deadline stream, mongo_stream.c, are the
+ * only files that include mongoc.h). One single-threaded mongoc_client_t
+ * per worker, created on first use after fork (mongoc_init happens then
+ * too), destroyed on any network or server selection error and created
+ * again by the next call the breaker lets through. */
 #ifndef BW_MONGO_H
 #define BW_MONGO_H
 
@@ -12,49 +12,39 @@
 
 #include <bson/bson.h>
 
+#include "core/rc.h"
 #include "store/breaker.h"
 
 struct bw_config;
 
-/* Returned instead of -1 when the open breaker refused the call: no I/O
- * was done, err says how long until the next probe. */
-#define BW_MONGO_REFUSED (-2)
+/* The mongo dependency (store.h). Its ping is {ping: 1} on admin: connect,
+ * reads and writes are bounded by timeout_ms; only the hello handshake of
+ * a new connection (run by mongoc itself) can take up to
+ * connect_timeout_ms, when the server accepts TCP but does not answer. Its
+ * init makes no mongoc call: safe in the master. Its close destroys the
+ * client and calls mongoc_cleanup if this process set them up (a client
+ * inherited over fork is reset first, as mongoc requires); mongoc cannot
+ * be used again in this process afterwards. */
+extern const struct bw_dep_ops bw_mongo_ops;
 
-/* Keeps cfg (it must outlive the adapter) and resets the breaker, whose
- * probe backoff doubles from breaker_cooldown_ms up to max_cooldown_ms. No I/O,
- * no mongoc calls: safe in the master. */
+/* bw_mongo_ops' init and close, for the commands other than serve. */
 void bw_mongo_init(const struct bw_config *cfg, int64_t max_cooldown_ms);
-/* Destroys the client and calls mongoc_cleanup if this process set them up
- * (a client inherited over fork is reset first, as mongoc requires). */
 void bw_mongo_close(void);
-
-/* {ping: 1} on admin, creating the client first if needed. Connect, reads
- * and writes are bounded by timeout_ms; only the hello handshake of a new
- * connection (run by mongoc itself) can take up to connect_timeout_ms, when
- * the server accepts TCP but does not answer. Returns 0 on ok:1, -1 on failure (err
- * filled, breaker told), BW_MONGO_REFUSED when the breaker is open. A kept
- * connection that fails at once (server restarted) is replaced and the
- * ping retried once within the same budget. */
-int bw_mongo_ping(int timeout_ms, char *err, size_t errlen);
 
 /* The database named in the URI, "bulwark" when it names none. The first
  * call runs mongoc_init and parses the URI: call it after fork only. */
 const char *bw_mongo_db_name(void);
 
-const struct bw_breaker *bw_mongo_breaker(void);
 /* Milliseconds until the breaker lets a call through (0 when closed). */
 int64_t bw_mongo_retry_after_ms(void);
 
 /* ---- operations (all bounded by mongo_timeout_ms, all behind the breaker) ----
- * Each returns 0, -1 when MongoDB is unavailable or did not answer in time
- * (err filled, breaker told: answer 503), BW_MONGO_REFUSED when the open
- * breaker refused the call (no I/O), or BW_MONGO_EINVALID when the server
- * refused the request itself (a bug of ours: answer 500). A kept connection
- * that fails at once (server restarted) is replaced and the call tried once
+ * Each returns BW_OK, BW_ERR when MongoDB is unavailable or did not answer
+ * in time (err filled, breaker told: answer 503), BW_REFUSED when the open
+ * breaker refused the call (no I/O), or BW_INVALID when the server refused
+ * the request itself (a bug of ours: answer 500). A kept connection that
+ * fails at once (server restarted) is replaced and the call tried once
  * more, before anything was returned to the caller. */
-
-/* The server answered that the request is wrong (not that it is down). */
-#define BW_MONGO_EINVALID (-3)
 
 /* What is known of one document of bw_mongo_insert_new. */
 enum bw_mongo_fate {
@@ -73,14 +63,15 @@ enum bw_mongo_fate {
  * (cheaper on servers whose upserts scan, jongodb), and the upsert bulk
  * only when the server refused that whole over a duplicate _id (jongodb;
  * MongoDB stores the rest and reports each duplicate, which is used as is).
- * Returns 0 when everything was acknowledged (every fate STORED or
- * DUPLICATE); -1 otherwise with fates telling what is known (a write
- * concern error leaves the new ones UNKNOWN: written, not confirmed); on
- * BW_MONGO_REFUSED nothing was sent and every fate is UNKNOWN. Retrying
- * with the same ids is always safe. */
-int bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const *docs,
-                        size_t n, bool insert_first, enum bw_mongo_fate *fates, char *err,
-                        size_t errlen);
+ * Returns BW_OK when everything was acknowledged (every fate STORED or
+ * DUPLICATE); BW_ERR otherwise with fates telling what is known (a write
+ * concern error leaves the new ones UNKNOWN: written, not confirmed), also
+ * when the server refused some documents; BW_INVALID when mongoc refused
+ * the bulk before sending it; on BW_REFUSED nothing was sent and every fate
+ * is UNKNOWN. Retrying with the same ids is always safe. */
+enum bw_rc bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const *docs,
+                               size_t n, bool insert_first, enum bw_mongo_fate *fates, char *err,
+                               size_t errlen);
 
 /* Called for each document found, in order; non-zero stops the scan. The
  * document is valid during the call only. */
@@ -89,26 +80,13 @@ typedef int (*bw_mongo_doc_fn)(const bson_t *doc, void *arg);
 /* find(filter, opts) on collection, calling fn for each document. When it
  * fails after some documents were passed to fn, the caller must discard
  * what it did with them. */
-int bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts,
-                  bw_mongo_doc_fn fn, void *arg, char *err, size_t errlen);
+enum bw_rc bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts,
+                         bw_mongo_doc_fn fn, void *arg, char *err, size_t errlen);
 
 /* Runs cmd on the database of the URI (createIndexes for `bulwark
- * migrate`) within timeout_ms. reply is always initialised (the caller
+ * migrate`, store/mongo_index.c) within timeout_ms. reply is always initialised (the caller
  * destroys it); *server_code gets the server's error code (0 if none). */
-int bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_code, char *err,
-                     size_t errlen);
-
-/* Ensures the indexes of one spec file (schema/mongo/NAME.json, read by
- * `bulwark migrate up`): {"collection": C, "indexes": [{"name", "key",
- * "ttl_days_key"?, any other createIndexes option}]}, where ttl_days_key
- * names an integer config key whose value in days becomes
- * expireAfterSeconds. createIndexes (a no-op for indexes that exist), then
- * listIndexes to check each TTL, and collMod where one differs. Each
- * server call is bounded by timeout_ms. Sets *changed to the number of
- * indexes created or changed. 0; -1 or BW_MONGO_REFUSED when MongoDB is
- * unavailable; BW_MONGO_EINVALID for a bad spec or an index the server
- * refuses or does not apply (err filled). */
-int bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *changed, char *err,
-                            size_t errlen);
+enum bw_rc bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_code,
+                            char *err, size_t errlen);
 
 #endif

@@ -317,30 +317,6 @@ pg_run(PGconn *c, const char *sql, int64_t deadline_ms, bool *timed_out, char *e
 	return pg_run_params(c, NULL, sql, 0, NULL, deadline_ms, timed_out, err, errlen);
 }
 
-static void
-pg_succeeded(void)
-{
-	if (pg.breaker.state != BW_BREAKER_CLOSED)
-		bw_info("postgres: reachable again, breaker closed");
-	bw_breaker_success(&pg.breaker);
-}
-
-static void
-pg_failed(const char *why)
-{
-	enum bw_breaker_state before = pg.breaker.state;
-
-	bw_breaker_failure(&pg.breaker, bw_now_ms());
-	if (before == BW_BREAKER_CLOSED && pg.breaker.state == BW_BREAKER_OPEN)
-		bw_warn("postgres: %s; breaker open for %lld ms", why,
-		        (long long)pg.breaker.cooldown_ms);
-	else if (before == BW_BREAKER_CLOSED)
-		bw_warn("postgres: %s", why);
-	else
-		bw_debug("postgres: probe failed: %s; next in %lld ms", why,
-		         (long long)pg.breaker.cooldown_ms);
-}
-
 void
 bw_pg_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
 {
@@ -357,58 +333,37 @@ bw_pg_close(void)
 	pg_drop();
 }
 
-int
-bw_pg_ping(int timeout_ms, char *err, size_t errlen)
+/* bw_pg_ops' ping: one SELECT 1, connecting first if needed. */
+static enum bw_rc
+ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 {
-	int64_t now = bw_now_ms();
-	int64_t deadline = now + timeout_ms;
-	PGresult *res = NULL;
+	PGresult *res;
 	bool reused, timed_out;
 
-	err[0] = '\0';
-	if (pg.cfg == NULL) {
-		snprintf(err, errlen, "store not initialised");
-		return -1;
-	}
-	if (!bw_breaker_allow(&pg.breaker, now)) {
-		snprintf(err, errlen, "breaker open, next probe in %lld ms",
-		         (long long)bw_breaker_retry_after_ms(&pg.breaker, now));
-		return BW_PG_REFUSED;
-	}
+	(void)arg;
 	pg_forget_foreign();
-	for (;;) {
-		reused = pg.conn != NULL;
-		if (!reused) {
-			int64_t cdl = now + pg.cfg->connect_timeout_ms;
-			if (pg_connect(cdl < deadline ? cdl : deadline, err, errlen) < 0)
-				goto fail;
-		}
-		res = pg_run(pg.conn, "SELECT 1", deadline, &timed_out, err, errlen);
-		if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
-			break;
-		if (res != NULL)
-			set_err(err, errlen, "query: ", PQresultErrorMessage(res));
-		PQclear(res);
-		res = NULL;
-		/* A timed-out query leaves the connection busy; a bad one is dead.
-		 * No PQcancel: in libpq 15 it connects and waits for EOF without
-		 * any timeout, which hangs on exactly the stalled server we are
-		 * giving up on. Closing the socket ends the backend instead. */
-		if (!timed_out && PQstatus(pg.conn) == CONNECTION_OK)
-			goto fail;
-		pg_drop();
-		/* A kept connection can be stale (server restarted) and fail at
-		 * once: one retry on a fresh connection, within the budget. */
-		now = bw_now_ms();
-		if (!reused || timed_out || now >= deadline)
-			goto fail;
+	reused = pg.conn != NULL;
+	if (!reused) {
+		int64_t cdl = bw_now_ms() + pg.cfg->connect_timeout_ms;
+		if (pg_connect(cdl < deadline ? cdl : deadline, err, errlen) < 0)
+			return BW_ERR;
 	}
+	res = pg_run(pg.conn, "SELECT 1", deadline, &timed_out, err, errlen);
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
+		PQclear(res);
+		return BW_OK;
+	}
+	if (res != NULL)
+		set_err(err, errlen, "query: ", PQresultErrorMessage(res));
 	PQclear(res);
-	pg_succeeded();
-	return 0;
-fail:
-	pg_failed(err);
-	return -1;
+	/* A timed-out query leaves the connection busy; a bad one is dead.
+	 * No PQcancel: in libpq 15 it connects and waits for EOF without
+	 * any timeout, which hangs on exactly the stalled server we are
+	 * giving up on. Closing the socket ends the backend instead. */
+	if (!timed_out && PQstatus(pg.conn) == CONNECTION_OK)
+		return BW_ERR;
+	pg_drop();
+	return reused && !timed_out ? BW_RETRY : BW_ERR;
 }
 
 static void
@@ -417,7 +372,7 @@ clear_result(void *p)
 	PQclear(p);
 }
 
-int
+enum bw_rc
 bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
                      const char *const *params, int timeout_ms, struct bw_pg_result *out,
                      struct bw_pg_error *err)
@@ -436,7 +391,7 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		err->kind = BW_PG_ERR_REFUSED;
 		err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, now);
 		snprintf(err->message, sizeof(err->message), "postgres unavailable (breaker open)");
-		return -1;
+		return BW_ERR;
 	}
 	pg_forget_foreign();
 	for (;;) {
@@ -470,7 +425,7 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		if (!reused || in_tx || timed_out || pg.no_reconnect || now >= deadline)
 			goto conn_fail;
 	}
-	pg_succeeded();
+	bw_breaker_note(&pg.breaker, bw_pg_ops.name, NULL);
 	if (a != NULL)
 		bw_arena_defer(a, clear_result, res);
 	ExecStatusType st = PQresultStatus(res);
@@ -481,7 +436,7 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		set_err(err->message, sizeof(err->message), "", PQresultErrorMessage(res));
 		if (a == NULL)
 			PQclear(res);
-		return -1;
+		return BW_ERR;
 	}
 	out->nrows = PQntuples(res);
 	out->ncols = PQnfields(res);
@@ -490,19 +445,19 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		/* No arena to own it: the caller wanted the status only (COMMIT, ROLLBACK). */
 		PQclear(res);
 		out->nrows = 0;
-		return 0;
+		return BW_OK;
 	}
 	out->res = res;
-	return 0;
+	return BW_OK;
 conn_fail:
-	pg_failed(msg);
+	bw_breaker_note(&pg.breaker, bw_pg_ops.name, msg);
 	err->kind = BW_PG_ERR_CONN;
 	err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, bw_now_ms());
 	snprintf(err->message, sizeof(err->message), "%s", msg);
-	return -1;
+	return BW_ERR;
 }
 
-int
+enum bw_rc
 bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
             int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err)
 {
@@ -544,11 +499,13 @@ bw_pg_keep_session(bool on)
 	pg.no_reconnect = on;
 }
 
-const struct bw_breaker *
-bw_pg_breaker(void)
-{
-	return &pg.breaker;
-}
+const struct bw_dep_ops bw_pg_ops = {
+    .name = "postgres",
+    .init = bw_pg_init,
+    .close = bw_pg_close,
+    .ping = ping_once,
+    .breaker = &pg.breaker,
+};
 
 const char *
 bw_pg_lib_version(void)

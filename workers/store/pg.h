@@ -9,29 +9,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/rc.h"
 #include "store/breaker.h"
 
 struct bw_config;
 
-/* Returned instead of -1 when the open breaker refused the call: no I/O
- * was done, err says how long until the next probe. */
-#define BW_PG_REFUSED (-2)
+/* The postgres dependency (store.h). Its ping is SELECT 1; the whole
+ * call, connect included, is bounded by timeout_ms. */
+extern const struct bw_dep_ops bw_pg_ops;
 
-/* Keeps cfg (it must outlive the adapter) and resets the breaker, whose
- * probe backoff doubles from breaker_cooldown_ms up to max_cooldown_ms. No I/O. */
+/* bw_pg_ops' init and close, for the commands other than serve. */
 void bw_pg_init(const struct bw_config *cfg, int64_t max_cooldown_ms);
-/* Closes the connection if this process opened it (a handle inherited over
- * fork is forgotten, never used or closed). */
 void bw_pg_close(void);
-
-/* SELECT 1, connecting first if needed; the whole call, connect included,
- * is bounded by timeout_ms. Returns 0 when the server answered, -1 on
- * failure (err filled, breaker told), BW_PG_REFUSED when the breaker is
- * open. A kept connection that fails at once (server restarted) is replaced
- * and the ping retried once within the same budget. */
-int bw_pg_ping(int timeout_ms, char *err, size_t errlen);
-
-const struct bw_breaker *bw_pg_breaker(void);
 
 /* Queries. A result's rows are text; the PGresult belongs to the arena. */
 struct bw_arena;
@@ -58,17 +47,19 @@ struct bw_pg_error {
 /* Runs sql with text parameters ($1 …). With nparams == 0 the simple
  * protocol is used, so sql may hold several statements (migrations).
  * timeout_ms bounds the whole call (connect included); 0 = statement
- * timeout + connect timeout. Returns 0, or -1 with err filled. A stale kept
- * connection outside a transaction is replaced and the call retried once. */
-int bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
-                int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err);
+ * timeout + connect timeout. Returns BW_OK, or BW_ERR with err filled (its
+ * kind says whether the server refused the statement, the connection failed
+ * or the breaker refused the call). A stale kept connection outside a
+ * transaction is replaced and the call retried once. */
+enum bw_rc bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
+                       int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err);
 /* The same for one statement with parameters, prepared under name (a
  * static string) the first time this connection runs it: the server parses
  * and plans it once per connection instead of on every call. A NULL name
  * is bw_pg_query. */
-int bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
-                         const char *const *params, int timeout_ms, struct bw_pg_result *out,
-                         struct bw_pg_error *err);
+enum bw_rc bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
+                                const char *const *params, int timeout_ms, struct bw_pg_result *out,
+                                struct bw_pg_error *err);
 /* Value of row/col, or NULL for SQL NULL or out of range. */
 const char *bw_pg_get(const struct bw_pg_result *r, int row, int col);
 /* True while the connection is inside a transaction block. */

@@ -170,100 +170,41 @@ fail:
 	return -1;
 }
 
-static void
-link_succeeded(struct redis_link *l)
+/* The ping of bw_redis_ops and bw_redis_cache_ops: one PING on the link
+ * arg, connecting first if needed; the command is bounded by
+ * min(redis_timeout_ms, what is left). */
+static enum bw_rc
+ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 {
-	if (l->breaker.state != BW_BREAKER_CLOSED)
-		bw_info("%s: reachable again, breaker closed", l->name);
-	bw_breaker_success(&l->breaker);
-}
-
-static void
-link_failed(struct redis_link *l, const char *why)
-{
-	enum bw_breaker_state before = l->breaker.state;
-
-	bw_breaker_failure(&l->breaker, bw_now_ms());
-	if (before == BW_BREAKER_CLOSED && l->breaker.state == BW_BREAKER_OPEN)
-		bw_warn("%s: %s; breaker open for %lld ms", l->name, why,
-		        (long long)l->breaker.cooldown_ms);
-	else if (before == BW_BREAKER_CLOSED)
-		bw_warn("%s: %s", l->name, why);
-	else
-		bw_debug("%s: probe failed: %s; next in %lld ms", l->name, why,
-		         (long long)l->breaker.cooldown_ms);
-}
-
-void
-bw_redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
-{
-	const char *cache = cfg->redis_cache;
-
-	/* Empty means "the same server": still a separate connection and
-	 * breaker, so the two dependencies report independently. */
-	if (cache == NULL || cache[0] == '\0')
-		cache = cfg->redis;
-	rd.cfg = cfg;
-	rd.link[0] = (struct redis_link){.name = "redis", .addr = cfg->redis};
-	rd.link[1] = (struct redis_link){.name = "redis_cache", .addr = cache};
-	for (int i = 0; i < 2; i++)
-		bw_breaker_init(&rd.link[i].breaker, cfg->breaker_threshold,
-		                cfg->breaker_cooldown_ms, max_cooldown_ms);
-}
-
-void
-bw_redis_close(void)
-{
-	for (int i = 0; i < 2; i++) {
-		link_forget_foreign(&rd.link[i]);
-		link_drop(&rd.link[i]);
-	}
-}
-
-int
-bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
-{
-	struct redis_link *l = link_of(dep);
-	int64_t now = bw_now_ms();
-	int64_t deadline = now + timeout_ms;
-	redisReply *reply = NULL;
+	struct redis_link *l = arg;
+	redisReply *reply;
+	enum bw_rc rc = BW_ERR;
 	bool reused, timed_out;
+	int64_t now;
 	int cmd_ms, saved;
 
-	err[0] = '\0';
-	if (rd.cfg == NULL || l == NULL) {
-		snprintf(err, errlen, rd.cfg == NULL ? "store not initialised" : "not a redis dep");
-		return -1;
-	}
-	if (!bw_breaker_allow(&l->breaker, now)) {
-		snprintf(err, errlen, "breaker open, next probe in %lld ms",
-		         (long long)bw_breaker_retry_after_ms(&l->breaker, now));
-		return BW_REDIS_REFUSED;
-	}
 	link_forget_foreign(l);
-	for (;;) {
-		reused = l->ctx != NULL;
-		if (!reused) {
-			int64_t ct = rd.cfg->connect_timeout_ms;
-			if (ct > deadline - now)
-				ct = deadline - now;
-			if (link_connect(l, ct, err, errlen) < 0)
-				goto fail;
-		}
+	reused = l->ctx != NULL;
+	if (!reused) {
+		int64_t ct = rd.cfg->connect_timeout_ms;
 		now = bw_now_ms();
-		cmd_ms =
-		    rd.cfg->redis_timeout_ms < timeout_ms ? rd.cfg->redis_timeout_ms : timeout_ms;
-		if (cmd_ms > deadline - now)
-			cmd_ms = (int)(deadline - now);
-		if (redisSetTimeout(l->ctx, ms_to_tv(cmd_ms)) != REDIS_OK) {
-			snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
-			link_drop(l);
-			goto fail;
-		}
-		reply = redisCommand(l->ctx, "PING");
-		saved = errno;
-		if (reply != NULL)
-			break;
+		if (ct > deadline - now)
+			ct = deadline - now;
+		if (link_connect(l, ct, err, errlen) < 0)
+			return BW_ERR;
+	}
+	now = bw_now_ms();
+	cmd_ms = rd.cfg->redis_timeout_ms;
+	if (cmd_ms > deadline - now)
+		cmd_ms = (int)(deadline - now);
+	if (redisSetTimeout(l->ctx, ms_to_tv(cmd_ms)) != REDIS_OK) {
+		snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
+		link_drop(l);
+		return BW_ERR;
+	}
+	reply = redisCommand(l->ctx, "PING");
+	saved = errno;
+	if (reply == NULL) {
 		/* hiredis 0.14 reports a socket timeout as an I/O error with
 		 * EAGAIN left in errno. */
 		timed_out =
@@ -273,33 +214,22 @@ bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen)
 		else
 			snprintf(err, errlen, "PING: %s", l->ctx->errstr);
 		link_drop(l);
-		/* A kept connection can be stale (server restarted) and fail at
-		 * once: one retry on a fresh connection, within the budget. */
-		now = bw_now_ms();
-		if (!reused || timed_out || now >= deadline)
-			goto fail;
+		return reused && !timed_out ? BW_RETRY : BW_ERR;
 	}
 	/* Back to the command timeout for whatever uses the context next. */
 	if (redisSetTimeout(l->ctx, ms_to_tv(rd.cfg->redis_timeout_ms)) != REDIS_OK) {
 		snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
 		link_drop(l);
-		goto fail;
-	}
-	if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
+	} else if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
 		/* An error reply (LOADING, NOAUTH…) on a healthy socket: down,
 		 * but the connection stays. */
 		snprintf(err, errlen, "PING: %s",
 		         reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-		goto fail;
+	} else {
+		rc = BW_OK;
 	}
 	freeReplyObject(reply);
-	link_succeeded(l);
-	return 0;
-fail:
-	if (reply != NULL)
-		freeReplyObject(reply);
-	link_failed(l, err);
-	return -1;
+	return rc;
 }
 
 /* Deep copy of a hiredis reply into the arena. */
@@ -369,7 +299,7 @@ function_missing(const redisReply *r)
 	return r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found") != NULL;
 }
 
-int
+enum bw_rc
 bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
                const char *const *keys, int nargs, const char *const *args,
                struct bw_redis_reply **out, char *err, size_t errlen)
@@ -384,11 +314,11 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 	err[0] = '\0';
 	if (rd.cfg == NULL || l == NULL || nkeys > BW_REDIS_MAX_KEYS || nargs > BW_REDIS_MAX_ARGS) {
 		snprintf(err, errlen, "%s: too many keys or arguments", fn);
-		return -1;
+		return BW_ERR;
 	}
 	if (!bw_breaker_allow(&l->breaker, now)) {
 		snprintf(err, errlen, "breaker open");
-		return BW_REDIS_REFUSED;
+		return BW_REFUSED;
 	}
 	link_forget_foreign(l);
 	snprintf(nk, sizeof(nk), "%d", nkeys);
@@ -438,13 +368,13 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 	freeReplyObject(r);
 	if (*out == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return BW_ERR;
 	}
-	link_succeeded(l);
-	return 0;
+	bw_breaker_note(&l->breaker, l->name, NULL);
+	return BW_OK;
 fail:
-	link_failed(l, err);
-	return -1;
+	bw_breaker_note(&l->breaker, l->name, err);
+	return BW_ERR;
 }
 
 int64_t
@@ -462,6 +392,73 @@ bw_redis_breaker(enum bw_dep dep)
 
 	return l != NULL ? &l->breaker : NULL;
 }
+
+/* ---- the two dependencies ---- */
+
+static void
+link_init(struct redis_link *l, const char *name, const char *addr, const struct bw_config *cfg,
+          int64_t max_cooldown_ms)
+{
+	rd.cfg = cfg;
+	*l = (struct redis_link){.name = name, .addr = addr};
+	bw_breaker_init(&l->breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms,
+	                max_cooldown_ms);
+}
+
+static void
+link_close(struct redis_link *l)
+{
+	link_forget_foreign(l);
+	link_drop(l);
+}
+
+static void
+redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
+{
+	link_init(&rd.link[0], bw_redis_ops.name, cfg->redis, cfg, max_cooldown_ms);
+}
+
+static void
+cache_init(const struct bw_config *cfg, int64_t max_cooldown_ms)
+{
+	const char *addr = cfg->redis_cache;
+
+	/* Empty means "the same server": still a separate connection and
+	 * breaker, so the two dependencies report independently. */
+	if (addr == NULL || addr[0] == '\0')
+		addr = cfg->redis;
+	link_init(&rd.link[1], bw_redis_cache_ops.name, addr, cfg, max_cooldown_ms);
+}
+
+static void
+redis_close(void)
+{
+	link_close(&rd.link[0]);
+}
+
+static void
+cache_close(void)
+{
+	link_close(&rd.link[1]);
+}
+
+const struct bw_dep_ops bw_redis_ops = {
+    .name = "redis",
+    .init = redis_init,
+    .close = redis_close,
+    .ping = ping_once,
+    .ping_arg = &rd.link[0],
+    .breaker = &rd.link[0].breaker,
+};
+
+const struct bw_dep_ops bw_redis_cache_ops = {
+    .name = "redis_cache",
+    .init = cache_init,
+    .close = cache_close,
+    .ping = ping_once,
+    .ping_arg = &rd.link[1],
+    .breaker = &rd.link[1].breaker,
+};
 
 const char *
 bw_redis_lib_version(void)

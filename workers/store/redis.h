@@ -9,28 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/rc.h"
 #include "store/breaker.h"
 #include "store/store.h"
 
 struct bw_config;
 
-/* Returned instead of -1 when the open breaker refused the call: no I/O
- * was done, err says how long until the next probe. */
-#define BW_REDIS_REFUSED (-2)
-
-/* Keeps cfg (it must outlive the adapter) and resets the breakers, whose
- * probe backoff doubles from breaker_cooldown_ms up to max_cooldown_ms. No I/O. */
-void bw_redis_init(const struct bw_config *cfg, int64_t max_cooldown_ms);
-/* Frees the contexts this process opened (inherited ones are forgotten). */
-void bw_redis_close(void);
-
-/* PING on dep (BW_DEP_REDIS or BW_DEP_REDIS_CACHE), connecting first if
- * needed; bounded by timeout_ms overall, the command itself by
- * min(redis_timeout_ms, timeout_ms). Returns 0 on PONG, -1 on failure (err
- * filled, breaker told), BW_REDIS_REFUSED when the breaker is open. A kept
- * connection that fails at once (server restarted) is replaced and the
- * PING retried once within the same budget. */
-int bw_redis_ping(enum bw_dep dep, int timeout_ms, char *err, size_t errlen);
+/* The redis and redis_cache dependencies (store.h): two links, each with
+ * its own context and breaker, to the same server when redis_cache is
+ * empty. Their ping is PING, bounded by timeout_ms overall and the command
+ * itself by min(redis_timeout_ms, timeout_ms). */
+extern const struct bw_dep_ops bw_redis_ops, bw_redis_cache_ops;
 
 /* A reply copied into the caller's arena: hiredis types never leave redis.c. */
 enum bw_redis_type {
@@ -57,16 +46,15 @@ struct bw_arena;
 
 /* FCALL fn with keys and args (all NUL-terminated strings) on dep, loading
  * the embedded function library first when Redis does not have it (after a
- * restart or a FLUSHALL). Bounded by redis_timeout_ms. Returns 0 with *out
- * set (possibly an error reply: the server is up), -1 on an I/O failure or
- * timeout (breaker told, connection dropped), BW_REDIS_REFUSED when the
- * breaker is open. */
-int bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
-                   const char *const *keys, int nargs, const char *const *args,
-                   struct bw_redis_reply **out, char *err, size_t errlen);
+ * restart or a FLUSHALL). Bounded by redis_timeout_ms. Returns BW_OK with
+ * *out set (possibly an error reply: the server is up), BW_ERR on an I/O
+ * failure or timeout (breaker told, connection dropped), BW_REFUSED when
+ * the breaker is open. */
+enum bw_rc bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
+                          const char *const *keys, int nargs, const char *const *args,
+                          struct bw_redis_reply **out, char *err, size_t errlen);
 /* Milliseconds until dep's breaker lets a call through (0 when closed). */
 int64_t bw_redis_retry_after_ms(enum bw_dep dep);
-
 /* NULL for a dep that is not a Redis one. */
 const struct bw_breaker *bw_redis_breaker(enum bw_dep dep);
 

@@ -1,9 +1,9 @@
-/* The fate of each reading of a telemetry bulk write, read from the
- * server's reply (read_bulk_reply in workers/store/mongo.c, included here
- * for its statics). jongodb answers only some of these shapes; the replies
- * below are MongoDB's: partial success with duplicate-key write errors, a
- * write concern error after the writes, a connection lost between two
- * batches of one bulk. */
+/* Unit tests of workers/store/mongo.c (included here for its statics):
+ * the fate of each reading of a telemetry bulk write, read from the
+ * server's reply by read_bulk_reply. jongodb answers only some of these
+ * shapes; the replies below are MongoDB's: partial success with
+ * duplicate-key write errors, a write concern error after the writes, a
+ * connection lost between two batches of one bulk. */
 #include "../unit.h"
 
 #include "../../../workers/store/mongo.c"
