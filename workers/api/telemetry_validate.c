@@ -401,12 +401,15 @@ from_json(struct batch *B, const struct bw_json_error *je, const char *refusal, 
 	e->status = strcmp(e->code, "internal_error") == 0 ? 500 : 400;
 	e->index = index;
 	e->offset = je->offset;
-	bw_buf_init(&ptr, B->a);
-	if (in_batch)
+	e->pointer = je->pointer;
+	e->pointer_len = je->pointer_len;
+	if (in_batch) {
+		bw_buf_init(&ptr, B->a);
 		bw_buf_printf(&ptr, "/%ld", index);
-	bw_buf_append(&ptr, je->pointer, je->pointer_len);
-	e->pointer = ptr.failed ? "" : bw_buf_cstr(&ptr);
-	e->pointer_len = ptr.failed ? 0 : ptr.len;
+		bw_buf_append(&ptr, je->pointer, je->pointer_len);
+		e->pointer = ptr.failed ? "" : bw_buf_cstr(&ptr);
+		e->pointer_len = ptr.failed ? 0 : ptr.len;
+	}
 	memcpy(e->detail, je->detail, sizeof(e->detail));
 	return -1;
 }

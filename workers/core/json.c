@@ -460,7 +460,7 @@ find_duplicate(struct key *keys, size_t n)
 
 /* After a member or an element: 1 at ',' (another follows), 0 at close
  * (the container ends), -1 with the error. */
-static int
+static inline int
 next_or_close(struct reader *R, char close, const char *what)
 {
 	skip_ws(R);
