@@ -1,4 +1,5 @@
-/* libFuzzer target for the telemetry validator (workers/api/telemetry_validate.c).
+/* libFuzzer target for the telemetry validator (workers/api/telemetry_validate.c)
+ * and the strict JSON reader under it (workers/core/json.c, json_tree.c).
  * Beyond "no crash, no leak, no UB" it checks what the daemon relies on:
  * - an accepted body gives 1..500 readings whose BSON passes libbson's own
  *   validation (UTF-8, no "$" / "." / empty keys), nests at most 32 levels
@@ -6,7 +7,9 @@
  * - each accepted reading written back as JSON (telemetry_json.c) parses
  *   again to the very same BSON bytes;
  * - a refused body names a known code, a status of 400 or 413, a pointer
- *   and an offset inside the body.
+ *   and an offset inside the body;
+ * - the same bytes read as a tree: what telemetry accepts reads too (one
+ *   node per reading), and a refusal points inside the body.
  * Built with clang -fsanitize=fuzzer by tests/fuzz/run.sh; replayed over the
  * committed corpus by tests/fuzz/replay.c under `make check`. */
 #include <stdint.h>
@@ -18,6 +21,7 @@
 #include "api/telemetry_validate.h"
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/json_tree.h"
 
 #define NOW_MS    1700000000000LL
 #define PAST_MS   (7LL * 86400 * 1000)
@@ -109,6 +113,29 @@ round_trip(const struct bw_tel_reading *r)
 	bw_arena_free(a);
 }
 
+/* The reader again, into the tree sink: n readings accepted (0: refused). */
+static void
+tree_agrees(const uint8_t *data, size_t size, size_t n)
+{
+	struct bw_arena *a = bw_arena_new(65536);
+	struct bw_json_error e;
+	const struct bw_json_node *t;
+
+	if (a == NULL)
+		broken("out of memory");
+	/* A batch puts the readings one level down. */
+	t = bw_json_tree(a, (const char *)data, size, BW_TEL_MAX_DEPTH + 1, true, &e);
+	if (t == NULL && e.code == BW_JSON_ENOMEM)
+		broken("the tree ran out of memory");
+	if (t == NULL && (e.offset > size || (e.pointer_len > 0 && e.pointer[0] != '/')))
+		broken("a tree error points outside the body");
+	if (n > 0 && t == NULL)
+		broken("the tree refuses a body telemetry accepts");
+	if (n > 0 && (t->type == BW_JSON_ARRAY ? t->len : 1) != n)
+		broken("the tree holds another number of readings");
+	bw_arena_free(a);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -122,9 +149,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (bw_tel_parse(a, (const char *)data, size, &lim, &rs, &n, &err) != 0) {
 		check_error(&err, size);
+		tree_agrees(data, size, 0);
 		bw_arena_free(a);
 		return 0;
 	}
+	tree_agrees(data, size, n);
 	if (n < 1 || n > BW_TEL_MAX_READINGS)
 		broken("accepted a batch of a wrong size");
 	for (size_t i = 0; i < n; i++) {

@@ -34,15 +34,6 @@ bw_is_currency(const char *s)
 	return s != NULL && strlen(s) == 3 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 3;
 }
 
-size_t
-bw_utf8_chars(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
-
 void
 bw_invalid_field(struct bw_request *req, const char *field, const char *why)
 {
@@ -187,8 +178,8 @@ bw_api_account_create(struct bw_request *req)
 	struct bw_body_value name = bw_body_get(body, "name");
 	struct bw_body_value cur = bw_body_get(body, "currency");
 	struct bw_body_value neg = bw_body_get(body, "allow_negative");
-	if (name.type != BW_BODY_STRING || bw_utf8_chars(name.str) < 1 ||
-	    bw_utf8_chars(name.str) > 200) {
+	size_t name_chars = name.type == BW_BODY_STRING ? bw_utf8_chars(name.str, name.len) : 0;
+	if (name_chars < 1 || name_chars > 200) {
 		bw_invalid_field(req, "name", "a string of 1 to 200 characters is required");
 		return;
 	}

@@ -23,8 +23,6 @@ void bw_render_transfer(struct bw_buf *b, const struct bw_pg_result *r, int row)
 void bw_render_transfer_at(struct bw_buf *b, const struct bw_pg_result *r, int row, int col);
 bool bw_is_uuid(const char *s);
 bool bw_is_currency(const char *s);
-/* Characters (code points) of a valid UTF-8 string: the API's length unit. */
-size_t bw_utf8_chars(const char *s);
 /* ?limit= and ?after= of a list route; false when the 400 is set. The
  * cursor is decoded to the text it wraps (NULL on the first page). */
 bool bw_list_params(struct bw_request *req, int *limit, const char **after);

@@ -12,19 +12,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <bson/bson.h>
-#include <openssl/evp.h>
 
 #include "api/api.h"
 #include "api/telemetry_json.h"
 #include "api/telemetry_validate.h"
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/phase.h"
+#include "core/secret.h"
+#include "core/time.h"
 #include "http/response.h"
 #include "store/mongo.h"
 #include "store/redis.h"
@@ -40,15 +41,6 @@
 #define LATEST_KEY_FMT "tl:%s:%s"
 
 /* ---- small helpers ---- */
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool
 valid_device_id(const char *s)
@@ -94,29 +86,30 @@ mongo_answer(struct bw_request *req, int rc, const char *err)
 	mongo_unavailable(req, NULL, err);
 }
 
-/* ObjectId-shaped id of a reading that carries a msg_id. The parts are
- * NUL-separated: none can hold a NUL (device ids and msg_ids are checked,
- * tenant ids are UUIDs). */
+/* ObjectId-shaped id of a reading that carries a msg_id: the first 12
+ * bytes of SHA-256 over the parts, NUL-separated. None can hold a NUL
+ * (device ids and msg_ids are checked, tenant ids are UUIDs). */
 static void
 derive_id(const char *tenant, const char *device, const char *msg_id, bson_oid_t *oid)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	const char *part[] = {ID_DOMAIN, tenant, device, msg_id};
+	char in[sizeof(ID_DOMAIN) + 64 + DEVICE_ID_MAX + 1 + BW_TEL_MAX_MSG_ID * 4];
+	unsigned char md[BW_SHA256_LEN];
+	size_t n = 0;
 
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, ID_DOMAIN, sizeof(ID_DOMAIN)) != 1 ||
-	    EVP_DigestUpdate(ctx, tenant, strlen(tenant) + 1) != 1 ||
-	    EVP_DigestUpdate(ctx, device, strlen(device) + 1) != 1 ||
-	    EVP_DigestUpdate(ctx, msg_id, strlen(msg_id)) != 1 ||
-	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 12) {
-		/* Cannot happen with a working libcrypto; fall back to unique. */
-		bw_error("telemetry: SHA-256 failed; using a fresh ObjectId");
-		bson_oid_init(oid, NULL);
-	} else {
-		memcpy(oid->bytes, md, 12);
+	for (size_t i = 0; i < 4; i++) {
+		size_t l = strlen(part[i]) + (i < 3);
+		if (l > sizeof(in) - n) {
+			/* Cannot happen with checked parts; fall back to unique. */
+			bw_error("telemetry: id parts too long; using a fresh ObjectId");
+			bson_oid_init(oid, NULL);
+			return;
+		}
+		memcpy(in + n, part[i], l);
+		n += l;
 	}
-	EVP_MD_CTX_free(ctx);
+	bw_sha256(in, n, md);
+	memcpy(oid->bytes, md, sizeof(oid->bytes));
 }
 
 static const char *
@@ -130,16 +123,16 @@ static void
 put_reading(struct bw_buf *b, const bson_oid_t *id, const char *device, const char *msg_id,
             int64_t ts, int64_t received_at, const bson_t *data)
 {
-	char hex[25], t[32];
+	char hex[25], t[BW_TIME_LEN];
 
 	bson_oid_to_string(id, hex);
 	bw_buf_putc(b, '{');
 	bw_json_kv_str(b, "id", hex, true);
 	bw_json_kv_str(b, "device_id", device, false);
 	bw_json_kv_str(b, "msg_id", msg_id, false);
-	bw_tel_format_time(ts, t);
+	bw_time_format(ts, t);
 	bw_json_kv_str(b, "ts", t, false);
-	bw_tel_format_time(received_at, t);
+	bw_time_format(received_at, t);
 	bw_json_kv_str(b, "received_at", t, false);
 	bw_json_key(b, "data", false);
 	bw_tel_json_object(b, data);
@@ -399,7 +392,7 @@ bw_api_telemetry_ingest(struct bw_request *req)
 
 	if (device == NULL)
 		return;
-	int64_t now = wall_ms();
+	int64_t now = bw_wall_ms();
 	struct bw_tel_limits lim = {
 	    .now_ms = now,
 	    .max_past_ms = (int64_t)cfg->telemetry_max_past_s * 1000,
@@ -562,11 +555,11 @@ bw_api_telemetry_list(struct bw_request *req)
 
 	if (device == NULL)
 		return;
-	if (since != NULL && bw_tel_parse_time(since, &since_ms) < 0) {
+	if (since != NULL && bw_time_parse(since, &since_ms) < 0) {
 		bad_parameter(req, "since", "must be an RFC 3339 date-time or epoch milliseconds");
 		return;
 	}
-	if (until != NULL && bw_tel_parse_time(until, &until_ms) < 0) {
+	if (until != NULL && bw_time_parse(until, &until_ms) < 0) {
 		bad_parameter(req, "until", "must be an RFC 3339 date-time or epoch milliseconds");
 		return;
 	}

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "api/telemetry_json.h"
-#include "api/telemetry_validate.h"
+#include "core/time.h"
 
 void
 bw_tel_json_double(struct bw_buf *b, double d)
@@ -52,7 +52,7 @@ bw_tel_json_value(struct bw_buf *b, const bson_iter_t *it)
 	bson_iter_t child;
 	uint32_t len;
 	const char *s;
-	char t[32];
+	char t[BW_TIME_LEN];
 
 	switch (bson_iter_type(it)) {
 	case BSON_TYPE_DOCUMENT:
@@ -80,7 +80,7 @@ bw_tel_json_value(struct bw_buf *b, const bson_iter_t *it)
 		bw_buf_puts(b, bson_iter_bool(it) ? "true" : "false");
 		break;
 	case BSON_TYPE_DATE_TIME:
-		bw_tel_format_time(bson_iter_date_time(it), t);
+		bw_time_format(bson_iter_date_time(it), t);
 		bw_json_str(b, t);
 		break;
 	case BSON_TYPE_OID: {

@@ -1,402 +1,233 @@
-/* Telemetry body validator: strict JSON (RFC 8259) to one BSON document per
- * reading, with the contract's rules (telemetry_validate.h). Recursive
- * descent whose depth is checked before each descent, so no input can
- * exhaust the stack; every byte it keeps lives in the caller's arena. */
-#include <errno.h>
+/* Telemetry body validator: the batch around the readings is walked here,
+ * each reading is read by the strict JSON reader (core/json.h) into a BSON
+ * sink that applies the contract's rules (telemetry_validate.h) as the
+ * values arrive. Every byte it keeps lives in the caller's arena. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "api/telemetry_validate.h"
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/json.h"
+#include "core/time.h"
 
-/* Path frames: the batch index, then one per member or element down to
- * the container that would be one level too deep. */
-#define PATH_MAX_FRAMES (BW_TEL_MAX_DEPTH + 4)
-/* Objects with more members than this are checked for duplicates by
- * sorting (n log n whatever the keys), smaller ones pairwise. */
-#define DUP_LINEAR_MAX 16
-
-struct frame {
-	const char *key; /* NULL for an array element */
-	size_t klen;
-	size_t idx;
-};
-
-struct key {
-	const char *s;
-	size_t len;
-	size_t pos;
-	const char *at; /* where it starts in the body */
-};
-
+enum member { M_OTHER, M_MSG_ID, M_TS };
 enum scalar_type { S_OTHER, S_STRING, S_INT, S_DOUBLE };
 
-/* What a value turned out to be, for the members msg_id and ts. */
+/* What the value of the reading's msg_id or ts turned out to be. */
 struct scalar {
 	enum scalar_type type;
-	const char *s; /* S_STRING: decoded, NUL-terminated when it came from the arena */
+	const char *s;
 	size_t len;
 	int64_t i;
 };
 
-struct parser {
+/* The BSON sink: level 1 is the reading, deeper levels are the open
+ * children of the level above. */
+struct sink {
 	struct bw_arena *a;
-	const char *base, *p, *end;
 	const struct bw_tel_limits *lim;
-	struct bw_tel_error *err;
-	struct frame path[PATH_MAX_FRAMES];
-	int npath;
-	long index; /* reading being parsed, -1 outside one */
+	struct bw_json_error *err;
 	struct bw_tel_reading *cur;
+	const char *code; /* of a refusal */
+	int depth;        /* levels open, 0 before the reading */
+	const char *key;  /* the name of the member whose value comes next */
+	size_t klen;
+	enum member held; /* the reading's member whose value is the level 2 container */
+	char numbuf[16];
+	bson_t *doc[BW_TEL_MAX_DEPTH + 1];
+	bson_t child[BW_TEL_MAX_DEPTH + 1];
+	uint32_t next[BW_TEL_MAX_DEPTH + 1]; /* the next index, in an array */
+	bool array[BW_TEL_MAX_DEPTH + 1];
 };
 
-static int parse_value(struct parser *P, bson_t *dst, const char *key, size_t klen, int depth,
-                       struct scalar *sc);
+/* ---- the reading's own members ---- */
 
-/* ---- errors ---- */
-
-static void
-put_pointer(struct bw_buf *b, const struct parser *P)
-{
-	for (int i = 0; i < P->npath; i++) {
-		const struct frame *f = &P->path[i];
-		bw_buf_putc(b, '/');
-		if (f->key == NULL) {
-			bw_buf_printf(b, "%zu", f->idx);
-			continue;
-		}
-		/* RFC 6901: "~" is written ~0 and "/" is written ~1. */
-		for (size_t j = 0; j < f->klen; j++) {
-			if (f->key[j] == '~')
-				bw_buf_puts(b, "~0");
-			else if (f->key[j] == '/')
-				bw_buf_puts(b, "~1");
-			else
-				bw_buf_putc(b, f->key[j]);
-		}
-	}
-}
-
-static int fail_at(struct parser *P, const char *where, int status, const char *code, long index,
-                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int refuse(struct sink *S, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
-fail_at(struct parser *P, const char *where, int status, const char *code, long index,
-        const char *fmt, ...)
+refuse(struct sink *S, const char *code, const char *fmt, ...)
 {
-	struct bw_tel_error *e = P->err;
-	struct bw_buf b;
 	va_list ap;
 
-	e->status = status;
-	e->code = code;
-	e->index = index;
-	e->offset = (size_t)(where - P->base);
+	S->code = code;
 	va_start(ap, fmt);
-	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	vsnprintf(S->err->detail, sizeof(S->err->detail), fmt, ap);
 	va_end(ap);
-	bw_buf_init(&b, P->a);
-	put_pointer(&b, P);
-	e->pointer = b.failed ? "" : bw_buf_cstr(&b);
-	e->pointer_len = b.failed ? 0 : b.len;
-	return -1;
+	return BW_JSON_EREFUSED;
 }
 
-#define syntax(P, where, ...) fail_at(P, where, 400, "invalid_json", (P)->index, __VA_ARGS__)
-#define bad_reading(P, ...)   fail_at(P, (P)->p, 400, "invalid_reading", (P)->index, __VA_ARGS__)
-
-static int
-no_memory(struct parser *P)
+static enum member
+member_of(const char *k, size_t klen)
 {
-	return fail_at(P, P->p, 500, "internal_error", P->index, "out of memory");
-}
-
-static void
-push_key(struct parser *P, const char *key, size_t klen)
-{
-	P->path[P->npath++] = (struct frame){.key = key, .klen = klen};
-}
-
-static void
-push_idx(struct parser *P, size_t idx)
-{
-	P->path[P->npath++] = (struct frame){.idx = idx};
-}
-
-static void
-pop(struct parser *P)
-{
-	P->npath--;
-}
-
-/* ---- lexing ---- */
-
-static void
-skip_ws(struct parser *P)
-{
-	while (P->p < P->end && (*P->p == ' ' || *P->p == '\t' || *P->p == '\n' || *P->p == '\r'))
-		P->p++;
+	if (klen == 6 && memcmp(k, "msg_id", 6) == 0)
+		return M_MSG_ID;
+	if (klen == 2 && memcmp(k, "ts", 2) == 0)
+		return M_TS;
+	return M_OTHER;
 }
 
 static bool
-at(const struct parser *P, char c)
+good_msg_id(const char *s, size_t len)
 {
-	return P->p < P->end && *P->p == c;
-}
+	const unsigned char *u = (const unsigned char *)s;
+	size_t chars = 0;
 
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int
-hex4(const char *s)
-{
-	int v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		char c = s[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
+	/* One pass: control characters out, characters counted (as bw_utf8_chars). */
+	for (size_t i = 0; i < len; i++) {
+		if (u[i] < 0x20 || u[i] == 0x7F)
+			return false;
+		/* C1 controls, U+0080..U+009F, are C2 80..C2 9F in UTF-8. */
+		if (u[i] == 0xC2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F)
+			return false;
+		chars += (u[i] & 0xC0) != 0x80;
 	}
-	return v;
+	return chars >= 1 && chars <= BW_TEL_MAX_MSG_ID;
 }
 
-static char *
-put_utf8(char *o, unsigned cp)
+static int
+reading_member(struct sink *S, enum member m, const struct scalar *sc)
 {
-	if (cp < 0x80) {
-		*o++ = (char)cp;
-	} else if (cp < 0x800) {
-		*o++ = (char)(0xC0 | (cp >> 6));
-		*o++ = (char)(0x80 | (cp & 0x3F));
-	} else if (cp < 0x10000) {
-		*o++ = (char)(0xE0 | (cp >> 12));
-		*o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-		*o++ = (char)(0x80 | (cp & 0x3F));
+	struct bw_tel_reading *r = S->cur;
+	const struct bw_tel_limits *lim = S->lim;
+	int64_t ms;
+
+	if (m == M_MSG_ID) {
+		if (sc->type != S_STRING || !good_msg_id(sc->s, sc->len))
+			return refuse(S, "invalid_reading",
+			              "msg_id must be a string of 1 to %d characters without "
+			              "control characters",
+			              BW_TEL_MAX_MSG_ID);
+		r->msg_id = bw_arena_strndup(S->a, sc->s, sc->len);
+		return r->msg_id != NULL ? 0 : BW_JSON_ENOMEM;
+	}
+	if (m != M_TS)
+		return 0;
+	if (sc->type == S_INT)
+		ms = sc->i;
+	else if (sc->type != S_STRING || bw_time_parse_rfc3339(sc->s, sc->len, &ms) < 0)
+		return refuse(S, "invalid_reading",
+		              "ts must be an RFC 3339 date-time or integer epoch milliseconds");
+	/* In doubles: ms may be anything an int64 holds. */
+	double ahead_s = ((double)ms - (double)lim->now_ms) / 1000.0;
+	if (ms < lim->now_ms - lim->max_past_ms || ms > lim->now_ms + lim->max_future_ms)
+		return refuse(S, "clock_skew",
+		              "ts is %.0f s %s the time of receipt; accepted: up to %lld s before "
+		              "and %lld s after",
+		              fabs(ahead_s), ahead_s < 0 ? "before" : "after",
+		              (long long)(lim->max_past_ms / 1000),
+		              (long long)(lim->max_future_ms / 1000));
+	r->ts_ms = ms;
+	r->has_ts = true;
+	return 0;
+}
+
+/* ---- the BSON sink ---- */
+
+/* The document the next value goes into, and its name there. */
+static bson_t *
+slot(struct sink *S, const char **k, int *klen)
+{
+	int d = S->depth;
+
+	if (S->array[d]) {
+		*klen = (int)bson_uint32_to_string(S->next[d]++, k, S->numbuf, sizeof(S->numbuf));
 	} else {
-		*o++ = (char)(0xF0 | (cp >> 18));
-		*o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-		*o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-		*o++ = (char)(0x80 | (cp & 0x3F));
+		*k = S->key;
+		*klen = (int)S->klen;
 	}
-	return o;
+	return S->doc[d];
 }
 
-/* Decodes the escapes of raw[0..n) (already known to end before the
- * closing quote) into the arena; the result is NUL-terminated. */
+/* After a value was appended (ok: it fit): the reading's msg_id and ts. */
 static int
-unescape(struct parser *P, const char *raw, size_t n, const char **s, size_t *len)
+appended(struct sink *S, bool ok, const struct scalar *sc)
 {
-	/* Each escape is at least as long as the UTF-8 it stands for. */
-	char *out = bw_arena_alloc(P->a, n + 1), *o = out;
-	const char *q = raw, *end = raw + n;
-
-	if (out == NULL)
-		return no_memory(P);
-	while (q < end) {
-		if (*q != '\\') {
-			*o++ = *q++;
-			continue;
-		}
-		const char *esc = q;
-		q++;
-		switch (*q++) {
-		case '"':
-			*o++ = '"';
-			break;
-		case '\\':
-			*o++ = '\\';
-			break;
-		case '/':
-			*o++ = '/';
-			break;
-		case 'b':
-			*o++ = '\b';
-			break;
-		case 'f':
-			*o++ = '\f';
-			break;
-		case 'n':
-			*o++ = '\n';
-			break;
-		case 'r':
-			*o++ = '\r';
-			break;
-		case 't':
-			*o++ = '\t';
-			break;
-		case 'u': {
-			int cp = end - q >= 4 ? hex4(q) : -1;
-			if (cp < 0)
-				return syntax(P, esc, "\\u must be followed by four hex digits");
-			q += 4;
-			if (cp >= 0xDC00 && cp <= 0xDFFF)
-				return syntax(P, esc, "a lone low surrogate \\u%04x", cp);
-			if (cp >= 0xD800 && cp <= 0xDBFF) {
-				int lo =
-				    end - q >= 6 && q[0] == '\\' && q[1] == 'u' ? hex4(q + 2) : -1;
-				if (lo < 0xDC00 || lo > 0xDFFF)
-					return syntax(P, esc,
-					              "a high surrogate \\u%04x without its pair",
-					              cp);
-				q += 6;
-				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-			}
-			o = put_utf8(o, (unsigned)cp);
-			break;
-		}
-		default:
-			return syntax(P, esc, "invalid escape in a string");
-		}
-	}
-	*o = '\0';
-	*s = out;
-	*len = (size_t)(o - out);
+	if (!ok)
+		return refuse(S, "invalid_reading", "the reading is too large as BSON");
+	if (S->depth == 1)
+		return reading_member(S, member_of(S->key, S->klen), sc);
 	return 0;
 }
 
-/* At '"'. On success *s points into the body (no escapes) or the arena. */
 static int
-parse_string(struct parser *P, const char **s, size_t *len)
+open_level(struct sink *S, bool array)
 {
-	const unsigned char *start = (const unsigned char *)P->p + 1, *p = start;
-	const unsigned char *end = (const unsigned char *)P->end;
-	bool escaped = false;
+	const char *k;
+	int klen, d = S->depth;
 
-	for (;;) {
-		if (p >= end)
-			return syntax(P, P->end, "unterminated string");
-		unsigned c = *p;
-		if (c == '"')
-			break;
-		if (c == '\\') {
-			if (end - p < 2)
-				return syntax(P, P->end, "unterminated string");
-			escaped = true;
-			p += 2;
-		} else if (c < 0x20) {
-			return syntax(P, (const char *)p,
-			              "control character 0x%02x must be escaped in a string", c);
-		} else if (c < 0x80) {
-			p++;
-		} else {
-			size_t l = bw_utf8_len(p, (size_t)(end - p));
-			if (l == 0)
-				return syntax(P, (const char *)p, "invalid UTF-8 in a string");
-			p += l;
-		}
-	}
-	P->p = (const char *)p + 1;
-	if (escaped)
-		return unescape(P, (const char *)start, (size_t)(p - start), s, len);
-	*s = (const char *)start;
-	*len = (size_t)(p - start);
-	return 0;
-}
-
-/* A JSON number (the grammar exactly). Integers must fit int64; numbers
- * with a fraction or exponent must be finite doubles that do not
- * underflow to zero. */
-static int
-parse_number(struct parser *P, struct scalar *sc)
-{
-	const char *s = P->p, *p = s, *end = P->end, *mant_end;
-	bool neg = false, real = false;
-
-	if (p < end && *p == '-') {
-		neg = true;
-		p++;
-	}
-	if (p >= end || !is_digit(*p))
-		return syntax(P, p, "invalid number");
-	if (*p == '0')
-		p++;
-	else
-		while (p < end && is_digit(*p))
-			p++;
-	if (p < end && *p == '.') {
-		p++;
-		if (p >= end || !is_digit(*p))
-			return syntax(P, p, "invalid number: a digit must follow '.'");
-		while (p < end && is_digit(*p))
-			p++;
-		real = true;
-	}
-	mant_end = p;
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		p++;
-		if (p < end && (*p == '+' || *p == '-'))
-			p++;
-		if (p >= end || !is_digit(*p))
-			return syntax(P, p, "invalid number: a digit must follow the exponent");
-		while (p < end && is_digit(*p))
-			p++;
-		real = true;
-	}
-	if (!real) {
-		uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-		for (const char *q = s + neg; q < p; q++) {
-			unsigned d = (unsigned)(*q - '0');
-			if (v > (lim - d) / 10)
-				return bad_reading(P, "the integer %.*s does not fit in 64 bits",
-				                   (int)(p - s > 40 ? 40 : p - s), s);
-			v = v * 10 + d;
-		}
-		sc->type = S_INT;
-		sc->i = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
-		P->p = p;
+	if (d == 0) { /* the reading itself */
+		S->depth = 1;
+		S->doc[1] = S->cur->data;
+		S->array[1] = false;
 		return 0;
 	}
-	/* strtod needs a terminated copy: the body may end right here. */
-	size_t n = (size_t)(p - s);
-	char small[64], *copy = n < sizeof(small) ? small : bw_arena_alloc(P->a, n + 1);
-	if (copy == NULL)
-		return no_memory(P);
-	memcpy(copy, s, n);
-	copy[n] = '\0';
-	errno = 0;
-	double d = strtod(copy, NULL);
-	bool nonzero = false;
-	for (const char *q = s; q < mant_end; q++)
-		nonzero = nonzero || (*q >= '1' && *q <= '9');
-	if (isinf(d) || (d == 0 && nonzero))
-		return bad_reading(P, "the number %.*s is out of the range of a double",
-		                   (int)(n > 40 ? 40 : n), s);
-	sc->type = S_DOUBLE;
-	P->p = p;
-	/* The caller appends the value: keep it in sc->i's bits. */
-	memcpy(&sc->i, &d, sizeof(d));
+	bson_t *parent = slot(S, &k, &klen);
+	if (array)
+		bson_append_array_begin(parent, k, klen, &S->child[d + 1]);
+	else
+		bson_append_document_begin(parent, k, klen, &S->child[d + 1]);
+	if (d == 1)
+		S->held = member_of(k, (size_t)klen);
+	S->depth = d + 1;
+	S->doc[d + 1] = &S->child[d + 1];
+	S->array[d + 1] = array;
+	S->next[d + 1] = 0;
 	return 0;
 }
 
 static int
-parse_literal(struct parser *P, const char *word, size_t n)
+close_level(struct sink *S, bool array)
 {
-	if ((size_t)(P->end - P->p) < n || memcmp(P->p, word, n) != 0)
-		return syntax(P, P->p, "expected a JSON value");
-	P->p += n;
+	int d = S->depth;
+	struct scalar other = {.type = S_OTHER};
+	bool ok;
+
+	S->depth = d - 1;
+	if (d == 1)
+		return 0;
+	if (array)
+		ok = bson_append_array_end(S->doc[d - 1], &S->child[d]);
+	else
+		ok = bson_append_document_end(S->doc[d - 1], &S->child[d]);
+	if (!ok)
+		return refuse(S, "invalid_reading", "the reading is too large as BSON");
+	if (d == 2)
+		return reading_member(S, S->held, &other);
 	return 0;
 }
 
-/* ---- keys ---- */
-
-/* at: where the key starts in the body (the offset reported). */
 static int
-check_key(struct parser *P, const char *at, const char *k, size_t klen)
+on_object_begin(void *ctx)
 {
+	return open_level(ctx, false);
+}
+
+static int
+on_object_end(void *ctx)
+{
+	return close_level(ctx, false);
+}
+
+static int
+on_array_begin(void *ctx)
+{
+	return open_level(ctx, true);
+}
+
+static int
+on_array_end(void *ctx)
+{
+	return close_level(ctx, true);
+}
+
+static int
+on_key(void *ctx, const char *k, size_t klen)
+{
+	struct sink *S = ctx;
 	const char *why = NULL;
 
 	if (klen == 0)
@@ -407,290 +238,180 @@ check_key(struct parser *P, const char *at, const char *k, size_t klen)
 		why = "a key must not contain '.'";
 	else if (memchr(k, '\0', klen) != NULL)
 		why = "a key must not contain NUL";
-	if (why == NULL)
-		return 0;
-	return fail_at(P, at, 400, "invalid_reading", P->index, "%s", why);
-}
-
-static int
-key_cmp(const void *x, const void *y)
-{
-	const struct key *a = x, *b = y;
-
-	if (a->len != b->len)
-		return a->len < b->len ? -1 : 1;
-	int c = memcmp(a->s, b->s, a->len);
-	if (c != 0)
-		return c;
-	return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
-static bool
-key_eq(const struct key *a, const struct key *b)
-{
-	return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
-}
-
-/* The position of the earliest repeated key, or -1. */
-static long
-find_duplicate(struct key *keys, size_t n)
-{
-	long best = -1;
-
-	if (n <= DUP_LINEAR_MAX) {
-		for (size_t j = 1; j < n; j++)
-			for (size_t i = 0; i < j; i++)
-				if (key_eq(&keys[i], &keys[j]))
-					return (long)j;
-		return -1;
-	}
-	qsort(keys, n, sizeof(*keys), key_cmp);
-	for (size_t i = 1; i < n; i++)
-		if (key_eq(&keys[i - 1], &keys[i]) && (best < 0 || (long)keys[i].pos < best))
-			best = (long)keys[i].pos;
-	return best;
-}
-
-/* ---- the two members the server reads ---- */
-
-static bool
-good_msg_id(const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t chars = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (u[i] < 0x20 || u[i] == 0x7F)
-			return false;
-		/* C1 controls, U+0080..U+009F, are C2 80..C2 9F in UTF-8. */
-		if (u[i] == 0xC2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F)
-			return false;
-		if ((u[i] & 0xC0) != 0x80)
-			chars++;
-	}
-	return chars >= 1 && chars <= BW_TEL_MAX_MSG_ID;
-}
-
-static int
-reading_member(struct parser *P, const char *k, size_t klen, const struct scalar *sc)
-{
-	struct bw_tel_reading *r = P->cur;
-	const struct bw_tel_limits *lim = P->lim;
-	int64_t ms;
-
-	if (klen == 6 && memcmp(k, "msg_id", 6) == 0) {
-		if (sc->type != S_STRING || !good_msg_id(sc->s, sc->len))
-			return bad_reading(P,
-			                   "msg_id must be a string of 1 to %d characters without "
-			                   "control characters",
-			                   BW_TEL_MAX_MSG_ID);
-		r->msg_id = bw_arena_strndup(P->a, sc->s, sc->len);
-		if (r->msg_id == NULL)
-			return no_memory(P);
-		return 0;
-	}
-	if (klen != 2 || memcmp(k, "ts", 2) != 0)
-		return 0;
-	if (sc->type == S_INT)
-		ms = sc->i;
-	else if (sc->type != S_STRING || bw_tel_parse_rfc3339(sc->s, sc->len, &ms) < 0)
-		return bad_reading(
-		    P, "ts must be an RFC 3339 date-time or integer epoch milliseconds");
-	/* In doubles: ms may be anything an int64 holds. */
-	double ahead_s = ((double)ms - (double)lim->now_ms) / 1000.0;
-	if (ms < lim->now_ms - lim->max_past_ms || ms > lim->now_ms + lim->max_future_ms)
-		return fail_at(P, P->p, 400, "clock_skew", P->index,
-		               "ts is %.0f s %s the time of receipt; accepted: up to %lld s before "
-		               "and %lld s after",
-		               fabs(ahead_s), ahead_s < 0 ? "before" : "after",
-		               (long long)(lim->max_past_ms / 1000),
-		               (long long)(lim->max_future_ms / 1000));
-	r->ts_ms = ms;
-	r->has_ts = true;
-	return 0;
-}
-
-/* ---- containers ---- */
-
-static int
-parse_object(struct parser *P, bson_t *dst, int depth)
-{
-	struct key *keys = NULL;
-	size_t nkeys = 0, cap = 0;
-
-	P->p++; /* '{' */
-	skip_ws(P);
-	if (at(P, '}')) {
-		P->p++;
-		return 0;
-	}
-	for (;;) {
-		const char *k;
-		size_t klen;
-		struct scalar sc = {0};
-
-		skip_ws(P);
-		if (!at(P, '"'))
-			return syntax(P, P->p, "expected a member name in double quotes");
-		const char *kstart = P->p;
-		if (parse_string(P, &k, &klen) < 0)
-			return -1;
-		push_key(P, k, klen);
-		if (check_key(P, kstart, k, klen) < 0)
-			return -1;
-		if (nkeys == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct key *nk = bw_arena_alloc(P->a, ncap * sizeof(*nk));
-			if (nk == NULL)
-				return no_memory(P);
-			if (nkeys > 0)
-				memcpy(nk, keys, nkeys * sizeof(*nk));
-			keys = nk;
-			cap = ncap;
-		}
-		keys[nkeys] = (struct key){.s = k, .len = klen, .pos = nkeys, .at = kstart};
-		nkeys++;
-		skip_ws(P);
-		if (!at(P, ':'))
-			return syntax(P, P->p, "expected ':' after a member name");
-		P->p++;
-		skip_ws(P);
-		if (parse_value(P, dst, k, klen, depth, &sc) < 0)
-			return -1;
-		if (depth == 1 && reading_member(P, k, klen, &sc) < 0)
-			return -1;
-		pop(P);
-		skip_ws(P);
-		if (at(P, ',')) {
-			P->p++;
-			continue;
-		}
-		if (at(P, '}')) {
-			P->p++;
-			break;
-		}
-		return syntax(P, P->p, "expected ',' or '}' in an object");
-	}
-	/* Sorting reorders keys but keeps each one's position. */
-	long dup = find_duplicate(keys, nkeys);
-	if (dup >= 0) {
-		const struct key *d = NULL;
-		for (size_t i = 0; i < nkeys; i++)
-			if ((long)keys[i].pos == dup)
-				d = &keys[i];
-		const char *k = d->s;
-		size_t klen = d->len;
-		push_key(P, k, klen);
-		return fail_at(P, d->at, 400, "invalid_reading", P->index,
-		               "the key \"%.*s\" appears more than once in this object",
-		               (int)(klen > 64 ? 64 : klen), k);
-	}
+	if (why != NULL)
+		return refuse(S, "invalid_reading", "%s", why);
+	S->key = k;
+	S->klen = klen;
 	return 0;
 }
 
 static int
-parse_array(struct parser *P, bson_t *dst, int depth)
+on_string(void *ctx, const char *s, size_t len)
 {
-	char numbuf[16];
-	const char *key;
+	struct sink *S = ctx;
+	struct scalar sc = {.type = S_STRING, .s = s, .len = len};
+	const char *k;
+	int klen;
+	bson_t *dst = slot(S, &k, &klen);
 
-	P->p++; /* '[' */
-	skip_ws(P);
-	if (at(P, ']')) {
-		P->p++;
-		return 0;
-	}
-	for (uint32_t i = 0;; i++) {
-		struct scalar sc;
-
-		skip_ws(P);
-		push_idx(P, i);
-		size_t klen = bson_uint32_to_string(i, &key, numbuf, sizeof(numbuf));
-		if (parse_value(P, dst, key, klen, depth, &sc) < 0)
-			return -1;
-		pop(P);
-		skip_ws(P);
-		if (at(P, ',')) {
-			P->p++;
-			continue;
-		}
-		if (at(P, ']')) {
-			P->p++;
-			return 0;
-		}
-		return syntax(P, P->p, "expected ',' or ']' in an array");
-	}
+	return appended(S, bson_append_utf8(dst, k, klen, s, (int)len), &sc);
 }
 
-/* Appends the value at P->p to dst under key; depth is dst's level. */
 static int
-parse_value(struct parser *P, bson_t *dst, const char *key, size_t klen, int depth,
-            struct scalar *sc)
+on_integer(void *ctx, int64_t v)
 {
-	bson_t child;
-	bool ok = true;
-	int rc;
+	struct sink *S = ctx;
+	struct scalar sc = {.type = S_INT, .i = v};
+	const char *k;
+	int klen;
+	bson_t *dst = slot(S, &k, &klen);
+	bool ok = v >= INT32_MIN && v <= INT32_MAX ? bson_append_int32(dst, k, klen, (int32_t)v)
+	                                           : bson_append_int64(dst, k, klen, v);
 
-	sc->type = S_OTHER;
-	if (P->p >= P->end)
-		return syntax(P, P->p, "unexpected end of the body");
-	switch (*P->p) {
-	case '{':
-	case '[':
-		if (depth + 1 > BW_TEL_MAX_DEPTH)
-			return bad_reading(P, "nesting deeper than %d levels", BW_TEL_MAX_DEPTH);
-		if (*P->p == '{') {
-			bson_append_document_begin(dst, key, (int)klen, &child);
-			rc = parse_object(P, &child, depth + 1);
-			ok = bson_append_document_end(dst, &child);
-		} else {
-			bson_append_array_begin(dst, key, (int)klen, &child);
-			rc = parse_array(P, &child, depth + 1);
-			ok = bson_append_array_end(dst, &child);
-		}
-		if (rc < 0)
-			return -1;
+	return appended(S, ok, &sc);
+}
+
+static int
+on_real(void *ctx, double v, const char *text, size_t len)
+{
+	struct sink *S = ctx;
+	struct scalar sc = {.type = S_DOUBLE};
+	const char *k;
+	int klen;
+	bool nonzero = false;
+
+	/* A value too small for a double would be stored as 0: refused. */
+	for (size_t i = 0; i < len && text[i] != 'e' && text[i] != 'E'; i++)
+		nonzero = nonzero || (text[i] >= '1' && text[i] <= '9');
+	if (v == 0 && nonzero)
+		return refuse(S, "invalid_reading",
+		              "the number %.*s is out of the range of a double",
+		              (int)(len > 40 ? 40 : len), text);
+	bson_t *dst = slot(S, &k, &klen);
+	return appended(S, bson_append_double(dst, k, klen, v), &sc);
+}
+
+static int
+on_boolean(void *ctx, bool v)
+{
+	struct sink *S = ctx;
+	struct scalar sc = {.type = S_OTHER};
+	const char *k;
+	int klen;
+	bson_t *dst = slot(S, &k, &klen);
+
+	return appended(S, bson_append_bool(dst, k, klen, v), &sc);
+}
+
+static int
+on_null(void *ctx)
+{
+	struct sink *S = ctx;
+	struct scalar sc = {.type = S_OTHER};
+	const char *k;
+	int klen;
+	bson_t *dst = slot(S, &k, &klen);
+
+	return appended(S, bson_append_null(dst, k, klen), &sc);
+}
+
+static const struct bw_json_sink bson_sink = {
+    .object_begin = on_object_begin,
+    .object_end = on_object_end,
+    .array_begin = on_array_begin,
+    .array_end = on_array_end,
+    .key = on_key,
+    .string = on_string,
+    .integer = on_integer,
+    .real = on_real,
+    .boolean = on_boolean,
+    .null = on_null,
+};
+
+/* ---- the batch ---- */
+
+struct batch {
+	struct bw_arena *a;
+	const char *body;
+	size_t len, pos;
+	const struct bw_tel_limits *lim;
+	struct bw_tel_error *err;
+	struct sink *sink;
+	const struct bw_json_reader *reader;
+	struct bw_json_error *json_err;
+};
+
+static size_t
+skip_ws(const struct batch *B, size_t pos)
+{
+	while (pos < B->len && (B->body[pos] == ' ' || B->body[pos] == '\t' ||
+	                        B->body[pos] == '\n' || B->body[pos] == '\r'))
+		pos++;
+	return pos;
+}
+
+/* A refusal outside any reading's JSON; in_batch: the pointer names index. */
+static int fail(struct batch *B, int status, const char *code, long index, bool in_batch,
+                size_t offset, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+static int
+fail(struct batch *B, int status, const char *code, long index, bool in_batch, size_t offset,
+     const char *fmt, ...)
+{
+	struct bw_tel_error *e = B->err;
+	va_list ap;
+
+	e->status = status;
+	e->code = code;
+	e->index = index;
+	e->offset = offset;
+	e->pointer = in_batch ? bw_arena_printf(B->a, "/%ld", index) : "";
+	if (e->pointer == NULL)
+		e->pointer = "";
+	e->pointer_len = strlen(e->pointer);
+	va_start(ap, fmt);
+	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The reader's error inside reading index, as the API answers it. */
+static int
+from_json(struct batch *B, const struct bw_json_error *je, const char *refusal, long index,
+          bool in_batch)
+{
+	struct bw_tel_error *e = B->err;
+	struct bw_buf ptr;
+
+	switch (je->code) {
+	case BW_JSON_ESYNTAX:
+		e->code = "invalid_json";
 		break;
-	case '"':
-		if (parse_string(P, &sc->s, &sc->len) < 0)
-			return -1;
-		sc->type = S_STRING;
-		ok = bson_append_utf8(dst, key, (int)klen, sc->s, (int)sc->len);
+	case BW_JSON_EREFUSED:
+		e->code = refusal;
 		break;
-	case 't':
-		if (parse_literal(P, "true", 4) < 0)
-			return -1;
-		ok = bson_append_bool(dst, key, (int)klen, true);
+	case BW_JSON_ENOMEM:
+	case BW_JSON_OK:
+		e->code = "internal_error";
 		break;
-	case 'f':
-		if (parse_literal(P, "false", 5) < 0)
-			return -1;
-		ok = bson_append_bool(dst, key, (int)klen, false);
-		break;
-	case 'n':
-		if (parse_literal(P, "null", 4) < 0)
-			return -1;
-		ok = bson_append_null(dst, key, (int)klen);
-		break;
-	default:
-		if (*P->p != '-' && !is_digit(*P->p))
-			return syntax(P, P->p, "expected a JSON value");
-		if (parse_number(P, sc) < 0)
-			return -1;
-		if (sc->type == S_DOUBLE) {
-			double d;
-			memcpy(&d, &sc->i, sizeof(d));
-			ok = bson_append_double(dst, key, (int)klen, d);
-		} else if (sc->i >= INT32_MIN && sc->i <= INT32_MAX) {
-			ok = bson_append_int32(dst, key, (int)klen, (int32_t)sc->i);
-		} else {
-			ok = bson_append_int64(dst, key, (int)klen, sc->i);
-		}
+	default: /* range, depth, a key twice */
+		e->code = "invalid_reading";
 		break;
 	}
-	if (!ok)
-		return bad_reading(P, "the reading is too large as BSON");
-	return 0;
+	e->status = strcmp(e->code, "internal_error") == 0 ? 500 : 400;
+	e->index = index;
+	e->offset = je->offset;
+	e->pointer = je->pointer;
+	e->pointer_len = je->pointer_len;
+	if (in_batch) {
+		bw_buf_init(&ptr, B->a);
+		bw_buf_printf(&ptr, "/%ld", index);
+		bw_buf_append(&ptr, je->pointer, je->pointer_len);
+		e->pointer = ptr.failed ? "" : bw_buf_cstr(&ptr);
+		e->pointer_len = ptr.failed ? 0 : ptr.len;
+	}
+	memcpy(e->detail, je->detail, sizeof(e->detail));
+	return -1;
 }
 
 static void
@@ -699,32 +420,34 @@ destroy_bson(void *p)
 	bson_destroy(p);
 }
 
+/* The reading at B->pos (a '{'). */
 static int
-parse_reading(struct parser *P, struct bw_tel_reading *r, long index)
+read_reading(struct batch *B, struct bw_tel_reading *r, long index, bool in_batch)
 {
-	const char *start = P->p;
+	size_t start = B->pos;
+	struct sink *S = B->sink;
 
 	memset(r, 0, sizeof(*r));
-	P->index = index;
-	if (!at(P, '{'))
-		return bad_reading(P, "a reading must be a JSON object");
 	r->data = bson_new();
-	if (r->data == NULL || bw_arena_defer(P->a, destroy_bson, r->data) < 0) {
+	if (r->data == NULL || bw_arena_defer(B->a, destroy_bson, r->data) < 0) {
 		bson_destroy(r->data);
 		r->data = NULL;
-		return no_memory(P);
+		return fail(B, 500, "internal_error", index, in_batch, start, "out of memory");
 	}
-	P->cur = r;
-	if (parse_object(P, r->data, 1) < 0)
-		return -1;
-	P->cur = NULL;
-	if ((size_t)(P->p - start) > BW_TEL_MAX_READING_BYTES)
-		return fail_at(P, start, 400, "invalid_reading", index,
-		               "the reading is %zu bytes of JSON; at most %d are allowed",
-		               (size_t)(P->p - start), BW_TEL_MAX_READING_BYTES);
+	S->cur = r;
+	S->code = NULL;
+	S->depth = 0;
+	S->key = NULL;
+	S->klen = 0;
+	S->held = M_OTHER;
+	if (bw_json_read_value(B->reader, B->body, B->len, &B->pos, B->json_err) < 0)
+		return from_json(B, B->json_err, S->code, index, in_batch);
+	if (B->pos - start > BW_TEL_MAX_READING_BYTES)
+		return fail(B, 400, "invalid_reading", index, in_batch, start,
+		            "the reading is %zu bytes of JSON; at most %d are allowed",
+		            B->pos - start, BW_TEL_MAX_READING_BYTES);
 	if (!r->has_ts)
-		r->ts_ms = P->lim->now_ms;
-	P->index = -1;
+		r->ts_ms = B->lim->now_ms;
 	return 0;
 }
 
@@ -732,219 +455,86 @@ int
 bw_tel_parse(struct bw_arena *a, const char *body, size_t len, const struct bw_tel_limits *lim,
              struct bw_tel_reading **out, size_t *n, struct bw_tel_error *err)
 {
-	struct parser P = {.a = a,
-	                   .base = body,
-	                   .p = body,
-	                   .end = body + len,
-	                   .lim = lim,
-	                   .err = err,
-	                   .index = -1};
+	struct bw_json_error je;
+	/* Not zeroed as a whole (4 KiB of bson_t): each level is set as it opens. */
+	struct sink S;
+	const struct bw_json_reader rd = {.arena = a,
+	                                  .sink = &bson_sink,
+	                                  .ctx = &S,
+	                                  .max_depth = BW_TEL_MAX_DEPTH,
+	                                  .unique_keys = true};
+	struct batch B = {.a = a,
+	                  .body = body,
+	                  .len = len,
+	                  .lim = lim,
+	                  .err = err,
+	                  .sink = &S,
+	                  .reader = &rd,
+	                  .json_err = &je};
 	struct bw_tel_reading *rs = NULL;
 	size_t count = 0, cap = 0;
 
 	memset(err, 0, sizeof(*err));
 	*out = NULL;
 	*n = 0;
-	skip_ws(&P);
-	if (P.p >= P.end)
-		return syntax(&P, P.p, "the body is empty");
-	if (at(&P, '{')) {
+	S.a = a;
+	S.lim = lim;
+	S.err = &je;
+	B.pos = skip_ws(&B, 0);
+	if (B.pos >= len)
+		return fail(&B, 400, "invalid_json", -1, false, B.pos, "the body is empty");
+	if (body[B.pos] == '{') {
 		rs = bw_arena_calloc(a, 1, sizeof(*rs));
 		if (rs == NULL)
-			return no_memory(&P);
-		if (parse_reading(&P, rs, 0) < 0)
+			return fail(&B, 500, "internal_error", 0, false, B.pos, "out of memory");
+		if (read_reading(&B, rs, 0, false) < 0)
 			return -1;
 		count = 1;
-	} else if (at(&P, '[')) {
-		P.p++;
-		skip_ws(&P);
-		if (at(&P, ']'))
-			return fail_at(&P, P.p, 400, "invalid_reading", -1,
-			               "the batch is empty: send 1 to %d readings",
-			               BW_TEL_MAX_READINGS);
+	} else if (body[B.pos] == '[') {
+		B.pos = skip_ws(&B, B.pos + 1);
+		if (B.pos < len && body[B.pos] == ']')
+			return fail(&B, 400, "invalid_reading", -1, false, B.pos,
+			            "the batch is empty: send 1 to %d readings",
+			            BW_TEL_MAX_READINGS);
 		for (;;) {
-			skip_ws(&P);
-			push_idx(&P, count);
+			B.pos = skip_ws(&B, B.pos);
+			/* Before the reading is read: the count is the first thing wrong. */
 			if (count == BW_TEL_MAX_READINGS)
-				return fail_at(&P, P.p, 413, "payload_too_large", (long)count,
-				               "more than %d readings in one batch",
-				               BW_TEL_MAX_READINGS);
-			if (count == cap) {
-				size_t ncap = cap ? cap * 4 : 8;
-				struct bw_tel_reading *nr = bw_arena_alloc(a, ncap * sizeof(*nr));
-				if (nr == NULL)
-					return no_memory(&P);
-				if (count > 0)
-					memcpy(nr, rs, count * sizeof(*nr));
-				rs = nr;
-				cap = ncap;
-			}
-			if (parse_reading(&P, &rs[count], (long)count) < 0)
+				return fail(&B, 413, "payload_too_large", (long)count, true, B.pos,
+				            "more than %d readings in one batch",
+				            BW_TEL_MAX_READINGS);
+			if (B.pos >= len || body[B.pos] != '{')
+				return fail(&B, 400, "invalid_reading", (long)count, true, B.pos,
+				            "a reading must be a JSON object");
+			struct bw_tel_reading *nr = bw_arena_grow(a, rs, &cap, count, sizeof(*nr));
+			if (nr == NULL)
+				return fail(&B, 500, "internal_error", (long)count, true, B.pos,
+				            "out of memory");
+			rs = nr;
+			if (read_reading(&B, &rs[count], (long)count, true) < 0)
 				return -1;
 			count++;
-			pop(&P);
-			skip_ws(&P);
-			if (at(&P, ',')) {
-				P.p++;
+			B.pos = skip_ws(&B, B.pos);
+			if (B.pos < len && body[B.pos] == ',') {
+				B.pos++;
 				continue;
 			}
-			if (at(&P, ']')) {
-				P.p++;
+			if (B.pos < len && body[B.pos] == ']') {
+				B.pos++;
 				break;
 			}
-			return syntax(&P, P.p, "expected ',' or ']' after a reading");
+			return fail(&B, 400, "invalid_json", -1, false, B.pos,
+			            "expected ',' or ']' after a reading");
 		}
 	} else {
-		return syntax(&P, P.p, "the body must be a JSON object or an array of objects");
+		return fail(&B, 400, "invalid_json", -1, false, B.pos,
+		            "the body must be a JSON object or an array of objects");
 	}
-	skip_ws(&P);
-	if (P.p != P.end)
-		return syntax(&P, P.p, "unexpected data after the JSON value");
+	B.pos = skip_ws(&B, B.pos);
+	if (B.pos != len)
+		return fail(&B, 400, "invalid_json", -1, false, B.pos,
+		            "unexpected data after the JSON value");
 	*out = rs;
 	*n = count;
 	return 0;
-}
-
-/* ---- time ---- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void
-civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-static int
-num(const char *s, int n)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (!is_digit(s[i]))
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v;
-}
-
-static bool
-is_leap(int y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int
-bw_tel_parse_rfc3339(const char *s, size_t len, int64_t *ms)
-{
-	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int y, mo, d, h, mi, sec, frac = 0, off = 0;
-	size_t i = 19;
-
-	/* 2024-05-01T12:00:00Z is the shortest form. */
-	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-	    s[13] != ':' || s[16] != ':')
-		return -1;
-	y = num(s, 4);
-	mo = num(s + 5, 2);
-	d = num(s + 8, 2);
-	h = num(s + 11, 2);
-	mi = num(s + 14, 2);
-	sec = num(s + 17, 2);
-	if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
-	    sec < 0 || sec > 60)
-		return -1;
-	if (d > mdays[mo - 1] + (mo == 2 && is_leap(y)))
-		return -1;
-	if (s[i] == '.') {
-		int nd = 0;
-		for (i++; i < len && is_digit(s[i]); i++, nd++)
-			if (nd < 3)
-				frac = frac * 10 + (s[i] - '0');
-		if (nd == 0)
-			return -1;
-		for (; nd < 3; nd++)
-			frac *= 10;
-	}
-	if (i >= len)
-		return -1;
-	if (s[i] == 'Z' || s[i] == 'z') {
-		i++;
-	} else if (s[i] == '+' || s[i] == '-') {
-		if (len - i < 6 || s[i + 3] != ':')
-			return -1;
-		int oh = num(s + i + 1, 2), om = num(s + i + 4, 2);
-		if (oh < 0 || oh > 23 || om < 0 || om > 59)
-			return -1;
-		off = (oh * 60 + om) * (s[i] == '-' ? -1 : 1);
-		i += 6;
-	} else {
-		return -1;
-	}
-	if (i != len)
-		return -1;
-	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
-	            sec - (int64_t)off * 60;
-	*ms = t * 1000 + frac;
-	return 0;
-}
-
-int
-bw_tel_parse_time(const char *s, int64_t *ms)
-{
-	size_t len = strlen(s), digits = strspn(s, "0123456789");
-
-	if (len > 0 && digits == len) {
-		int64_t v = 0;
-		if (len > 15)
-			return -1;
-		for (size_t i = 0; i < len; i++)
-			v = v * 10 + (s[i] - '0');
-		if (v > BW_TEL_MAX_TIME_MS)
-			return -1;
-		*ms = v;
-		return 0;
-	}
-	return bw_tel_parse_rfc3339(s, len, ms);
-}
-
-void
-bw_tel_format_time(int64_t ms, char out[32])
-{
-	int64_t days = ms / 86400000, rem = ms % 86400000, y;
-	unsigned m, d;
-
-	if (rem < 0) {
-		rem += 86400000;
-		days--;
-	}
-	civil_from_days(days, &y, &m, &d);
-	/* Years past 9999 (never stored by us) would need more than 32 bytes. */
-	char tmp[64];
-	snprintf(tmp, sizeof(tmp), "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
-	         (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
-	         (int)(rem % 1000));
-	size_t l = strlen(tmp);
-	if (l > 31)
-		l = 31;
-	memcpy(out, tmp, l);
-	out[l] = '\0';
 }

@@ -1,10 +1,10 @@
-/* The telemetry body validator: a strict JSON parser that builds one BSON
- * document per reading and enforces every rule of the contract before
- * anything is written (DESIGN.md, "Telemetry"). libbson's own JSON reader
- * is not used because it keeps duplicate keys and turns {"$date": …} into
- * typed values; here a key starting with "$" is simply refused.
- * Pure: no I/O, no clock (the caller passes the receipt time), so the
- * fuzz target and the unit tests drive it directly. */
+/* The telemetry body validator: one BSON document per reading, every rule
+ * of the contract enforced before anything is written (README,
+ * "Telemetry"). It reads with the strict reader of core/json.h, not
+ * libbson's JSON reader, which keeps duplicate keys and turns
+ * {"$date": …} into typed values; here a key starting with "$" is simply
+ * refused. Pure: no I/O, no clock (the caller passes the receipt time), so
+ * the fuzz target and the unit tests drive it directly. */
 #ifndef BW_TELEMETRY_VALIDATE_H
 #define BW_TELEMETRY_VALIDATE_H
 
@@ -20,8 +20,6 @@ struct bw_arena;
 #define BW_TEL_MAX_READING_BYTES (64 * 1024) /* JSON text of one reading, as sent */
 #define BW_TEL_MAX_DEPTH         32          /* the reading itself is level 1 */
 #define BW_TEL_MAX_MSG_ID        128         /* characters (code points) */
-/* 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can write. */
-#define BW_TEL_MAX_TIME_MS 253402300799999LL
 
 struct bw_tel_reading {
 	bson_t *data;       /* the reading as sent; destroyed with the arena */
@@ -59,15 +57,5 @@ struct bw_tel_error {
  * window. */
 int bw_tel_parse(struct bw_arena *a, const char *body, size_t len, const struct bw_tel_limits *lim,
                  struct bw_tel_reading **out, size_t *n, struct bw_tel_error *err);
-
-/* RFC 3339 date-time ("2024-05-01T12:00:00.250+02:00", T or t, Z or z or
- * an offset, seconds 60 folded into the next minute, fractions beyond
- * milliseconds truncated) to Unix ms. 0, or -1 when malformed. */
-int bw_tel_parse_rfc3339(const char *s, size_t len, int64_t *ms);
-/* A query-string time: RFC 3339, or epoch milliseconds as 1..15 digits
- * (at most BW_TEL_MAX_TIME_MS). 0, or -1. */
-int bw_tel_parse_time(const char *s, int64_t *ms);
-/* Unix ms as RFC 3339 UTC with milliseconds: "2024-05-01T10:00:00.250Z". */
-void bw_tel_format_time(int64_t ms, char out[32]);
 
 #endif

@@ -15,6 +15,7 @@
 #include "api/ledger.h"
 #include "api/transfer_sql.h"
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "http/body.h"
 #include "http/response.h"
@@ -69,7 +70,7 @@ read_input(struct bw_request *req, struct transfer_input *in)
 		bw_invalid_field(req, "to_account", "an account id is required");
 		return false;
 	}
-	/* libbson refuses integers past 2^63-1; fractions arrive as doubles. */
+	/* The reader refuses integers past 2^63-1; fractions arrive as reals. */
 	if (amount.type != BW_BODY_INTEGER || amount.integer < 1) {
 		bw_invalid_field(req, "amount",
 		                 "an integer number of minor units from 1 to 2^63-1");
@@ -81,7 +82,7 @@ read_input(struct bw_request *req, struct transfer_input *in)
 		return false;
 	}
 	if (memo.type != BW_BODY_ABSENT && memo.type != BW_BODY_NULL &&
-	    (memo.type != BW_BODY_STRING || bw_utf8_chars(memo.str) > 500)) {
+	    (memo.type != BW_BODY_STRING || bw_utf8_chars(memo.str, memo.len) > 500)) {
 		bw_invalid_field(req, "memo", "a string of at most 500 characters, or null");
 		return false;
 	}

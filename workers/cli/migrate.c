@@ -21,15 +21,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <sysexits.h>
 
 #include "cli/cli.h"
 #include "cli/lint.h"
+#include "cli/sql_scan.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "store/mongo_index.h"
 #include "store/pg.h"
 
@@ -55,7 +56,7 @@ struct mig_file {
 	char *text;
 	size_t len;
 	unsigned long long num;
-	char sha[65];
+	char sha[BW_SHA256_HEX_LEN + 1];
 	/* from schema_migrations */
 	bool applied;
 	const char *applied_sha, *applied_at;
@@ -133,20 +134,6 @@ fail:
 	return -1;
 }
 
-static void
-sha256_hex(const char *data, size_t len, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
-		out[0] = '\0';
-		return;
-	}
-	for (unsigned i = 0; i < mdlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 static int
 by_number(const void *x, const void *y)
 {
@@ -192,11 +179,7 @@ load_files(struct mig *m)
 			fprintf(stderr, "bulwark: migrate: %s: %s\n", f.path, strerror(errno));
 			goto done;
 		}
-		sha256_hex(f.text, f.len, f.sha);
-		if (f.sha[0] == '\0') {
-			fprintf(stderr, "bulwark: migrate: %s: SHA-256 failed\n", f.path);
-			goto done;
-		}
+		bw_sha256_hex(f.text, f.len, f.sha);
 		if (m->nfiles == cap) {
 			size_t ncap = cap == 0 ? 32 : cap * 2;
 			struct mig_file *n = bw_arena_alloc(m->a, ncap * sizeof(*n));

@@ -101,6 +101,23 @@ bw_arena_calloc(struct bw_arena *a, size_t n, size_t size)
 	return p;
 }
 
+void *
+bw_arena_grow(struct bw_arena *a, void *p, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return p;
+	size_t ncap = *cap == 0 ? 8 : *cap * 2;
+	if (ncap <= n || size == 0 || ncap > SIZE_MAX / size) /* <= n: it wrapped */
+		return NULL;
+	void *np = bw_arena_alloc(a, ncap * size);
+	if (np == NULL)
+		return NULL;
+	if (n > 0)
+		memcpy(np, p, n * size);
+	*cap = ncap;
+	return np;
+}
+
 char *
 bw_arena_strndup(struct bw_arena *a, const char *s, size_t n)
 {

@@ -12,6 +12,10 @@ struct bw_arena;
 struct bw_arena *bw_arena_new(size_t chunk_size);
 void *bw_arena_alloc(struct bw_arena *a, size_t size);
 void *bw_arena_calloc(struct bw_arena *a, size_t n, size_t size);
+/* Room for element n of the array p of *cap elements: p itself, or a copy
+ * with twice the room (the old one stays until the arena goes), *cap
+ * updated. NULL when out of memory, p left as it was. */
+void *bw_arena_grow(struct bw_arena *a, void *p, size_t *cap, size_t n, size_t size);
 char *bw_arena_strndup(struct bw_arena *a, const char *s, size_t n);
 char *bw_arena_strdup(struct bw_arena *a, const char *s);
 char *bw_arena_printf(struct bw_arena *a, const char *fmt, ...)

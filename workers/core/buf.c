@@ -1,3 +1,4 @@
+/* The arena byte buffer, UTF-8 checks and the JSON writing helpers (buf.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,17 @@ bw_utf8_len(const unsigned char *s, size_t n)
 	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
 		return 0;
 	return len;
+}
+
+size_t
+bw_utf8_chars(const char *s, size_t n)
+{
+	size_t chars = 0;
+
+	/* Valid UTF-8: every byte but a continuation byte starts a character. */
+	for (size_t i = 0; i < n; i++)
+		chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return chars;
 }
 
 void

@@ -30,6 +30,8 @@ const char *bw_buf_cstr(struct bw_buf *b);
 /* Length of the valid UTF-8 sequence at s (1..4 bytes), 0 when invalid:
  * overlong forms, surrogates and code points past U+10FFFF are refused. */
 size_t bw_utf8_len(const unsigned char *s, size_t n);
+/* Characters (code points) in n bytes of valid UTF-8: the API's length unit. */
+size_t bw_utf8_chars(const char *s, size_t n);
 
 /* A JSON string literal with quotes; invalid UTF-8 bytes become U+FFFD. */
 void bw_json_str(struct bw_buf *b, const char *s);

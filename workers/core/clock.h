@@ -7,7 +7,9 @@
 
 int64_t bw_now_ms(void);
 int64_t bw_now_us(void);
-/* RFC 3339 UTC with milliseconds, e.g. 2026-11-25T22:49:56.123Z. */
+/* Wall clock, Unix ms: what a timestamp the API shows is made of. */
+int64_t bw_wall_ms(void);
+/* The wall clock as RFC 3339 UTC with milliseconds, e.g. 2026-11-25T22:49:56.123Z. */
 void bw_wall_rfc3339(char *out, size_t outlen);
 
 #endif

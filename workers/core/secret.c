@@ -1,3 +1,5 @@
+/* Key material, SHA-256 and constant-time compare (secret.h): the one file
+ * that includes OpenSSL. */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -5,6 +7,8 @@
 #include <sys/random.h>
 
 #include "core/secret.h"
+
+_Static_assert(SHA256_DIGEST_LENGTH == BW_SHA256_LEN, "SHA-256 is 32 bytes");
 
 int
 bw_random_bytes(void *buf, size_t n)
@@ -61,12 +65,18 @@ bw_key_generate(char id[BW_KEY_ID_LEN + 1], char secret[BW_SECRET_B64_LEN + 1])
 }
 
 void
+bw_sha256(const void *data, size_t n, unsigned char out[BW_SHA256_LEN])
+{
+	SHA256(data, n, out);
+}
+
+void
 bw_sha256_hex(const void *data, size_t n, char out[BW_SHA256_HEX_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char md[SHA256_DIGEST_LENGTH];
+	unsigned char md[BW_SHA256_LEN];
 
-	SHA256(data, n, md);
+	bw_sha256(data, n, md);
 	for (size_t i = 0; i < sizeof(md); i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];

@@ -1,20 +1,36 @@
-#include <bson/bson.h>
+/* JSON bodies of the plain API routes (body.h): read by the strict reader
+ * into a tree in the request arena, then held to the routes' rules. */
 #include <string.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/json_tree.h"
 #include "http/body.h"
 #include "http/response.h"
 
-/* bson_t wants 128-byte alignment: it lives on the heap, the arena frees it. */
+/* As deep as bodies were ever read (libbson's limit, the reader before
+ * this one): no body that was taken is refused for its depth. */
+#define BODY_MAX_DEPTH 99
+
 struct bw_body {
-	bson_t *doc;
+	const struct bw_json_node *root;
 };
 
-static void
-destroy(void *p)
+/* A member name the API does not take anywhere in the body: "$…" (what
+ * MongoDB reads as an operator or extended JSON) or one holding NUL. */
+static const char *
+bad_name(const struct bw_json_node *v)
 {
-	bson_destroy(p);
+	for (const struct bw_json_node *c = v->child; c != NULL; c = c->next) {
+		if (v->type == BW_JSON_OBJECT && c->name_len > 0 && c->name[0] == '$')
+			return "member names may not start with $";
+		if (v->type == BW_JSON_OBJECT && memchr(c->name, '\0', c->name_len) != NULL)
+			return "member names may not hold NUL";
+		const char *why = bad_name(c);
+		if (why != NULL)
+			return why;
+	}
+	return NULL;
 }
 
 static bool
@@ -26,136 +42,86 @@ allowed_key(const char *key, const char *const *allowed)
 	return false;
 }
 
-/* What libbson would take but we must not: integer literals it would wrap
- * instead of refusing (more than 19 digits), and member names starting with
- * '$', which it reads as extended JSON ({"$numberLong": "5"} is a number to
- * it). A lexical pass over the text; the parse proper is libbson's. */
-static const char *
-lexical_check(const char *p, size_t n)
-{
-	size_t digits = 0;
-	bool in_number = false;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-		if (c == '"') {
-			size_t start = ++i;
-			while (i < n && p[i] != '"')
-				i += p[i] == '\\' ? 2 : 1;
-			size_t j = i + 1;
-			while (j < n &&
-			       (p[j] == ' ' || p[j] == '\t' || p[j] == '\r' || p[j] == '\n'))
-				j++;
-			if (j < n && p[j] == ':' && start < n && p[start] == '$')
-				return "member names may not start with $";
-			in_number = false;
-			continue;
-		}
-		if (c >= '0' && c <= '9') {
-			if (!in_number)
-				digits = 0;
-			in_number = true;
-			if (++digits > 19)
-				return "a number is out of range";
-			continue;
-		}
-		/* A fraction or exponent starts a new run; the type check rejects those. */
-		in_number = false;
-	}
-	return NULL;
-}
-
 struct bw_body *
 bw_body_parse(struct bw_request *req, const char *const *allowed)
 {
-	bson_error_t err;
-	bson_iter_t it;
-	const char *p = req->body != NULL ? req->body : "";
+	const char *text = req->body != NULL ? req->body : "";
+	size_t len = req->body != NULL ? req->body_len : 0, i = 0;
+	struct bw_json_error err;
 
-	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-		p++;
-	/* libbson takes an array as a document with keys "0", "1", …: refuse it here. */
-	if (*p != '{') {
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+		i++;
+	if (i >= len || text[i] != '{') {
 		bw_resp_problem(req, 400, "invalid_json", "the body must be a JSON object");
 		return NULL;
 	}
-	const char *why = lexical_check(req->body, req->body_len);
+	struct bw_body *b = bw_arena_alloc(req->arena, sizeof(*b));
+	if (b == NULL ||
+	    (b->root = bw_json_tree(req->arena, text, len, BODY_MAX_DEPTH, false, &err)) == NULL) {
+		if (b == NULL || err.code == BW_JSON_ENOMEM)
+			bw_resp_problem(req, 500, "internal_error", "out of memory");
+		else
+			bw_resp_problem(req, 400, "invalid_json", "the body is not %s JSON: %s",
+			                err.code == BW_JSON_ESYNTAX ? "valid" : "acceptable",
+			                err.detail);
+		return NULL;
+	}
+	const char *why = bad_name(b->root);
 	if (why != NULL) {
 		bw_resp_problem(req, 400, "invalid_json", "the body is not acceptable JSON: %s",
 		                why);
 		return NULL;
 	}
-	struct bw_body *b = bw_arena_alloc(req->arena, sizeof(*b));
-	if (b == NULL)
-		return NULL;
-	b->doc = bson_new_from_json((const uint8_t *)req->body, (ssize_t)req->body_len, &err);
-	if (b->doc == NULL) {
-		bw_resp_problem(req, 400, "invalid_json", "the body is not valid JSON: %s",
-		                err.message);
-		return NULL;
-	}
-	if (bw_arena_defer(req->arena, destroy, b->doc) < 0) {
-		bson_destroy(b->doc);
-		return NULL;
-	}
-	if (!bson_iter_init(&it, b->doc))
-		goto bad;
-	while (bson_iter_next(&it)) {
-		const char *key = bson_iter_key(&it);
-		bson_iter_t dup;
-		if (!allowed_key(key, allowed)) {
+	/* In the order written: the first unknown or repeated member is named.
+	 * Members before it are distinct known ones, so the search for an
+	 * earlier one of the same name is short. */
+	for (const struct bw_json_node *m = b->root->child; m != NULL; m = m->next) {
+		if (!allowed_key(m->name, allowed)) {
 			struct bw_buf ptr;
 			bw_buf_init(&ptr, req->arena);
 			bw_json_key(&ptr, "pointer", true);
-			bw_json_str(&ptr, bw_arena_printf(req->arena, "/%s", key));
+			bw_json_str(&ptr, bw_arena_printf(req->arena, "/%s", m->name));
 			bw_resp_problem_ex(req, 400, "unknown_field", bw_buf_cstr(&ptr),
-			                   "unknown member \"%s\"", key);
+			                   "unknown member \"%s\"", m->name);
 			return NULL;
 		}
-		/* libbson keeps duplicates; the first would silently lose to the last. */
-		if (bson_iter_init_find(&dup, b->doc, key) &&
-		    bson_iter_offset(&dup) != bson_iter_offset(&it)) {
+		if (bw_json_member(b->root, m->name) != m) {
 			bw_resp_problem(req, 400, "invalid_json", "member \"%s\" appears twice",
-			                key);
+			                m->name);
 			return NULL;
 		}
 	}
 	return b;
-bad:
-	bw_resp_problem(req, 400, "invalid_json", "the body is not valid JSON");
-	return NULL;
 }
 
 struct bw_body_value
 bw_body_get(const struct bw_body *b, const char *key)
 {
 	struct bw_body_value v = {.type = BW_BODY_ABSENT};
-	bson_iter_t it;
-	uint32_t len;
+	const struct bw_json_node *m = bw_json_member(b->root, key);
 
-	if (!bson_iter_init_find(&it, b->doc, key))
+	if (m == NULL)
 		return v;
-	switch (bson_iter_type(&it)) {
-	case BSON_TYPE_NULL:
+	switch (m->type) {
+	case BW_JSON_NULL:
 		v.type = BW_BODY_NULL;
 		break;
-	case BSON_TYPE_UTF8:
-		v.str = bson_iter_utf8(&it, &len);
-		v.type = strlen(v.str) == len ? BW_BODY_STRING : BW_BODY_OTHER;
+	case BW_JSON_STRING:
+		v.type = memchr(m->str, '\0', m->len) == NULL ? BW_BODY_STRING : BW_BODY_OTHER;
+		v.str = m->str;
+		v.len = m->len;
 		break;
-	case BSON_TYPE_INT32:
+	case BW_JSON_INTEGER:
 		v.type = BW_BODY_INTEGER;
-		v.integer = bson_iter_int32(&it);
+		v.integer = m->integer;
 		break;
-	case BSON_TYPE_INT64:
-		v.type = BW_BODY_INTEGER;
-		v.integer = bson_iter_int64(&it);
-		break;
-	case BSON_TYPE_BOOL:
+	case BW_JSON_BOOL:
 		v.type = BW_BODY_BOOL;
-		v.boolean = bson_iter_bool(&it);
+		v.boolean = m->boolean;
 		break;
-	default:
+	case BW_JSON_REAL:
+	case BW_JSON_ARRAY:
+	case BW_JSON_OBJECT:
 		v.type = BW_BODY_OTHER;
 		break;
 	}

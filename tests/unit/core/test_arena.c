@@ -85,6 +85,29 @@ test_calloc_overflow_refused(void **state)
 	bw_arena_free(a);
 }
 
+static void
+test_grow_keeps_elements(void **state)
+{
+	struct bw_arena *a = bw_arena_new(1024);
+	int *v = NULL;
+	size_t cap = 0;
+
+	for (size_t n = 0; n < 100; n++) {
+		int *g = bw_arena_grow(a, v, &cap, n, sizeof(*v));
+		assert_non_null(g);
+		assert_true(cap > n);
+		if (n > 0 && (n & (n - 1)) != 0 && n > 8)
+			assert_ptr_equal(g, v); /* room left: the same array */
+		v = g;
+		v[n] = (int)n * 3;
+	}
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(v[i], i * 3);
+	assert_int_equal(cap, 128);
+	assert_null(bw_arena_grow(a, v, &(size_t){SIZE_MAX / 2}, SIZE_MAX / 2, 4));
+	bw_arena_free(a);
+}
+
 int
 main(void)
 {
@@ -94,6 +117,7 @@ main(void)
 	    cmocka_unit_test(test_reset_runs_cleanups_in_reverse),
 	    cmocka_unit_test(test_printf_and_strndup),
 	    cmocka_unit_test(test_calloc_overflow_refused),
+	    cmocka_unit_test(test_grow_keeps_elements),
 	};
 	return cmocka_run_group_tests_name("arena", tests, NULL, NULL);
 }

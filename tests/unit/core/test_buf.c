@@ -1,3 +1,4 @@
+/* Unit tests of core/buf.c: the buffer, UTF-8 and the JSON writer. */
 #include <string.h>
 
 #include "../unit.h"
@@ -25,6 +26,25 @@ test_json_keeps_utf8_replaces_invalid(void **state)
 	bw_json_strn(&b, "\xe2\x82", 2); /* truncated sequence */
 	assert_string_equal(bw_buf_cstr(&b), "\"\\ufffd\\ufffd\"");
 	bw_buf_release(&b);
+}
+
+static void
+test_utf8_sequences_and_characters(void **state)
+{
+	const unsigned char *u = (const unsigned char *)"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+
+	assert_int_equal(bw_utf8_len(u, 1), 1);
+	assert_int_equal(bw_utf8_len(u + 1, 2), 2);
+	assert_int_equal(bw_utf8_len(u + 3, 3), 3);
+	assert_int_equal(bw_utf8_len(u + 6, 4), 4);
+	assert_int_equal(bw_utf8_len(u + 6, 3), 0);                                 /* cut short */
+	assert_int_equal(bw_utf8_len((const unsigned char *)"\xc0\xaf", 2), 0);     /* overlong */
+	assert_int_equal(bw_utf8_len((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
+	assert_int_equal(bw_utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+	/* characters, not bytes: 4 code points in 10 bytes */
+	assert_int_equal(bw_utf8_chars((const char *)u, 10), 4);
+	assert_int_equal(bw_utf8_chars("", 0), 0);
+	assert_int_equal(bw_utf8_chars("a\0b", 3), 3);
 }
 
 static void
@@ -63,6 +83,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json_escapes),
 	    cmocka_unit_test(test_json_keeps_utf8_replaces_invalid),
+	    cmocka_unit_test(test_utf8_sequences_and_characters),
 	    cmocka_unit_test(test_kv_helpers_build_an_object),
 	    cmocka_unit_test(test_printf_grows),
 	};

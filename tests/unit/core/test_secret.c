@@ -59,6 +59,10 @@ test_sha256_known_answer(void **state)
 	bw_sha256_hex("abc", 3, hex);
 	assert_string_equal(hex,
 	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	unsigned char md[BW_SHA256_LEN];
+	bw_sha256("abc", 3, md);
+	assert_int_equal(md[0], 0xba);
+	assert_int_equal(md[31], 0xad);
 	assert_true(bw_ct_equal("same", "same", 4));
 	assert_false(bw_ct_equal("same", "sane", 4));
 }
