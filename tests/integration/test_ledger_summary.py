@@ -1,6 +1,6 @@
 """GET /v1/reports/summary, cache-aside in the cache Redis (sum:{T},
 sumgen:{T}, sumlease:{T}; bw_cache_* in workers/lua/bulwark.lua), and the
-races of research ratelimit-cache §B9 that apply: read-your-writes after
+races of cache-aside that apply: read-your-writes after
 every transfer, a stale fill dropped (driven at the Redis level, and
 planted entries of another generation never served), the stampede (many
 concurrent misses → at most a couple of recomputes, counted by X-Cache:
@@ -370,8 +370,7 @@ def test_ledger_summary_early_refresh(t):
 def test_ledger_summary_daemon_uses_its_own_functions(t):
     """A library named bulwark that is not this binary's (an older
     version's, left in Redis across an upgrade) is replaced when the
-    daemon starts (research ratelimit-cache §B8.1: FUNCTION LOAD REPLACE
-    at worker start), not kept because its function names exist."""
+    daemon starts (FUNCTION LOAD REPLACE at worker start), not kept because its function names exist."""
     rd = t.redis("redis_cache")
     src = LUA.read_text()
     marker = "local function bw_cache_get(keys, args)\n"

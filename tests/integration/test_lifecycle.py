@@ -57,7 +57,7 @@ def test_reload_under_load(t):
 def test_reload_connection_budget(t):
     """While old workers finish slow requests, a reload keeps at most
     workers + reload_surge workers that hold store connections (not
-    exiting), and the in-flight requests complete (research 8.4)."""
+    exiting), and the in-flight requests complete."""
     n, surge = 2, 1
     b = t.bulwark(workers=n, reload_surge=surge)
     st0 = b.wait_workers()

@@ -55,7 +55,7 @@ enum bw_auth_reply {
 	R_FAIL_LEN,
 };
 
-/* Local deny cache (research §A6.6): a key Redis just denied cannot be
+/* Local deny cache: a key Redis just denied cannot be
  * allowed again before its retry time, since buckets only refill with time,
  * so this worker answers 429 itself until then and spares Redis the hot
  * abusive key. Capped, so a revocation shows as 401 within DENY_MAX_US

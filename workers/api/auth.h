@@ -1,4 +1,5 @@
-/* Authentication methods (DESIGN "One request" step 3). A route row names
+/* Authentication methods ("One request, in order", step 5, in
+ * workers/README.md). A route row names
  * the method that guards it (http/router.h, bw_auth_fn); the method fills
  * req->who or answers, and the pipeline then checks the route's scope the
  * same way whatever the method. */

@@ -1,4 +1,4 @@
-/* One request from route match to access-log line (DESIGN "One request"). */
+/* One request from route match to access-log line (workers/README.md, "One request, in order"). */
 #ifndef BW_PIPELINE_H
 #define BW_PIPELINE_H
 

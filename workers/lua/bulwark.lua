@@ -178,7 +178,7 @@ local function bw_key_created(keys, args)
 end
 
 --[[
-Cache-aside with versions (research ratelimit-cache §B8): correctness from
+Cache-aside with versions: correctness from
 a generation counter, efficiency from a lease.
   KEY   entry hash: gen, body, soft (µs: refresh after this)
   GEN   the generation: bumped after every COMMIT that changes what the

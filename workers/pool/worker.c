@@ -1,4 +1,4 @@
-/* The worker loop. libfcgi rules (DESIGN "Processes"): its poll timeouts are
+/* The worker loop. libfcgi 2.4.2 rules (README "Processes"): its poll timeouts are
  * set low before FCGX_Init; our handlers replace its signal handlers after
  * FCGX_Init, with SA_RESTART; a stop swaps a dead socket over the listen fd
  * so an idle accept() returns at once (php-fpm's trick, pool/signals.c);
