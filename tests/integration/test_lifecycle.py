@@ -6,7 +6,8 @@ import os
 import signal
 import time
 
-from harness import bg_get, render_config
+from daemon import render_config
+from harness import bg_get
 from procs import children_of
 
 

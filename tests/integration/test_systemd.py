@@ -10,7 +10,8 @@ import subprocess
 import time
 
 from clients import fcgi_request
-from harness import REPO, render_config
+from daemon import render_config
+from harness import REPO
 from procs import group_members
 
 UNITS = REPO / "systemd"
