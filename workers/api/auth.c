@@ -181,15 +181,15 @@ auth_failed(struct bw_request *req, const char *id, const char *ip_key, const ch
 {
 	const struct bw_config *cfg = req->cfg;
 	struct bw_redis_reply *r;
-	char err[160];
+	struct bw_err err;
 	const char *neg = unknown && id != NULL ? bw_keys_negative(req->arena, id) : "";
 	const char *keys[] = {neg, ip_key};
 	const char *args[] = {num(req->arena, cfg->negative_cache_ttl_ms),
 	                      num(req->arena, 1000000 / cfg->auth_fail_rate),
 	                      num(req->arena, cfg->auth_fail_burst), ""};
 
-	if (bw_redis_fcall(req->arena, BW_DEP_REDIS, "bw_auth_fail", 2, keys, 4, args, &r, err,
-	                   sizeof(err)) == BW_OK &&
+	if (bw_redis_fcall(req->arena, BW_DEP_REDIS, "bw_auth_fail", 2, keys, 4, args, &r, &err) ==
+	        BW_OK &&
 	    r->type == BW_REDIS_ARRAY && r->n == R_FAIL_LEN && r->elem[R_FAIL_IP_OK].integer == 0) {
 		too_many(req, "auth_failures", r->elem[R_FAIL_RETRY_US].integer);
 		return;
@@ -211,13 +211,13 @@ auth_failed(struct bw_request *req, const char *id, const char *ip_key, const ch
 static int
 pg_lookup(struct bw_request *req, const char *id, struct bw_key_record *k, int64_t *retry_ms)
 {
-	struct bw_pg_error e;
+	struct bw_err e;
 
 	bw_phase_set("postgres");
 	if (bw_keys_lookup(req->arena, id, k, &e) == BW_OK)
 		return 0;
-	if (e.kind == BW_PG_ERR_SQL)
-		bw_error("api key lookup failed: %s: %s", e.sqlstate, e.message);
+	if (e.rc == BW_INVALID)
+		bw_error("api key lookup failed: %s: %s", e.code, e.message);
 	*retry_ms = e.retry_after_ms > 0 ? e.retry_after_ms : 1000;
 	return -1;
 }
@@ -375,8 +375,9 @@ bw_auth_api_key(struct bw_request *req)
 {
 	const struct bw_config *cfg = req->cfg;
 	struct bw_arena *a = req->arena;
-	char ip[80], keybuf[200], sha[BW_SHA256_HEX_LEN + 1], err[160];
+	char ip[80], keybuf[200], sha[BW_SHA256_HEX_LEN + 1];
 	const char *id = NULL, *secret = NULL;
+	struct bw_err err;
 
 	bw_client_prefix(req->remote_addr, ip, sizeof(ip));
 	const char *ip_key = bw_keys_ip_bucket(a, ip);
@@ -405,8 +406,8 @@ bw_auth_api_key(struct bw_request *req)
 	                      num(a, cfg->auth_fail_burst), ""};
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct bw_redis_reply *r;
-		if (bw_redis_fcall(a, BW_DEP_REDIS, "bw_auth", 4, keys, 4, args, &r, err,
-		                   sizeof(err)) != BW_OK ||
+		if (bw_redis_fcall(a, BW_DEP_REDIS, "bw_auth", 4, keys, 4, args, &r, &err) !=
+		        BW_OK ||
 		    r->type != BW_REDIS_ARRAY || r->n < 1 ||
 		    r->elem[R_STATUS].type != BW_REDIS_STRING) {
 			if (r != NULL && r->type == BW_REDIS_ERROR)
@@ -449,7 +450,7 @@ bw_auth_api_key(struct bw_request *req)
 		}
 		if (k.revoked) {
 			/* The tombstone was lost (Redis restarted or evicted it): put it back. */
-			bw_keys_revoke(a, id, cfg->revoked_ttl_s, err, sizeof(err));
+			bw_keys_revoke(a, id, cfg->revoked_ttl_s, &err);
 			auth_failed(req, id, ip_key, "invalid API key", false);
 			return -1;
 		}

@@ -12,20 +12,20 @@
 #define MAX_ATTEMPTS 4
 
 static bool
-retryable(const struct bw_pg_error *e)
+retryable(const struct bw_err *e)
 {
-	return e->kind == BW_PG_ERR_SQL &&
-	       (strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0);
+	return e->rc == BW_INVALID &&
+	       (strcmp(e->code, "40001") == 0 || strcmp(e->code, "40P01") == 0);
 }
 
 void
-bw_db_answer(struct bw_request *req, const struct bw_pg_error *e)
+bw_db_answer(struct bw_request *req, const struct bw_err *e)
 {
-	if (e->kind == BW_PG_ERR_SQL && !retryable(e) && strcmp(e->sqlstate, "57014") != 0 &&
-	    strcmp(e->sqlstate, "55P03") != 0 && strncmp(e->sqlstate, "08", 2) != 0 &&
-	    strncmp(e->sqlstate, "53", 2) != 0 && strncmp(e->sqlstate, "57P", 3) != 0) {
+	if (e->rc == BW_INVALID && !retryable(e) && strcmp(e->code, "57014") != 0 &&
+	    strcmp(e->code, "55P03") != 0 && strncmp(e->code, "08", 2) != 0 &&
+	    strncmp(e->code, "53", 2) != 0 && strncmp(e->code, "57P", 3) != 0) {
 		/* An SQL error the code did not expect is a bug: say so loudly. */
-		bw_error("postgres: %s: %s", e->sqlstate, e->message);
+		bw_error("postgres: %s: %s", e->code, e->message);
 		bw_resp_problem(req, 500, "internal_error",
 		                "an unexpected database error occurred");
 		return;
@@ -36,24 +36,24 @@ bw_db_answer(struct bw_request *req, const struct bw_pg_error *e)
 }
 
 static void
-reset_after_failure(const struct bw_pg_error *e)
+reset_after_failure(const struct bw_err *e)
 {
-	if (e->kind == BW_PG_ERR_SQL && bw_pg_in_transaction()) {
+	if (e->rc == BW_INVALID && bw_pg_in_transaction()) {
 		struct bw_pg_result r;
-		struct bw_pg_error e2;
+		struct bw_err e2;
 		if (bw_pg_query(NULL, "ROLLBACK", 0, NULL, 0, &r, &e2) == BW_OK)
 			return;
 	}
-	if (e->kind != BW_PG_ERR_REFUSED)
+	if (e->rc != BW_REFUSED)
 		bw_pg_reset();
 }
 
 enum bw_rc
 bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql, int nparams,
-                     const char *const *params, struct bw_pg_result *res, struct bw_pg_error *err)
+                     const char *const *params, struct bw_pg_result *res, struct bw_err *err)
 {
-	struct bw_pg_error local;
-	struct bw_pg_error *e = err != NULL ? err : &local;
+	struct bw_err local;
+	struct bw_err *e = err != NULL ? err : &local;
 
 	bw_phase_set("postgres");
 	if (bw_pg_query_prepared(req->arena, name, sql, nparams, params, 0, res, e) == BW_OK)
@@ -68,7 +68,7 @@ bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql, 
 
 enum bw_rc
 bw_db_query(struct bw_request *req, const char *sql, int nparams, const char *const *params,
-            struct bw_pg_result *res, struct bw_pg_error *err)
+            struct bw_pg_result *res, struct bw_err *err)
 {
 	return bw_db_query_prepared(req, NULL, sql, nparams, params, res, err);
 }
@@ -102,7 +102,7 @@ void
 bw_db_rollback(struct bw_request *req)
 {
 	struct bw_pg_result r;
-	struct bw_pg_error e;
+	struct bw_err e;
 
 	if (bw_pg_in_transaction() && bw_pg_query(NULL, "ROLLBACK", 0, NULL, 0, &r, &e) < 0)
 		bw_pg_reset();

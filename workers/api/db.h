@@ -19,17 +19,16 @@ enum bw_rc bw_db_begin(struct bw_request *req, bool read_only);
 /* A statement inside the transaction. On failure the transaction is rolled
  * back; err (may be NULL) gets the error for callers that map a SQLSTATE. */
 enum bw_rc bw_db_query(struct bw_request *req, const char *sql, int nparams,
-                       const char *const *params, struct bw_pg_result *res,
-                       struct bw_pg_error *err);
+                       const char *const *params, struct bw_pg_result *res, struct bw_err *err);
 /* The same with the statement prepared once per connection as name (see
  * bw_pg_query_prepared). */
 enum bw_rc bw_db_query_prepared(struct bw_request *req, const char *name, const char *sql,
                                 int nparams, const char *const *params, struct bw_pg_result *res,
-                                struct bw_pg_error *err);
+                                struct bw_err *err);
 enum bw_rc bw_db_commit(struct bw_request *req);
 void bw_db_rollback(struct bw_request *req);
 /* Sets the response for an error bw_db_query returned to the caller. */
-void bw_db_answer(struct bw_request *req, const struct bw_pg_error *e);
+void bw_db_answer(struct bw_request *req, const struct bw_err *e);
 /* For code that does not retry: a BW_RETRY result becomes a 503 too. */
 void bw_db_settle(struct bw_request *req, enum bw_rc rc);
 /* Sleeps a jittered backoff before attempt n (1, 2, …) of a retried

@@ -148,7 +148,7 @@ bw_idem_store(struct bw_request *req, const struct bw_idem *idem)
 	    req->who.tenant_id,         req->who.key_id,   idem->key,
 	    req->route->name,           idem->fingerprint, bw_arena_printf(req->arena, "%d", st),
 	    bw_buf_cstr(&req->body_out)};
-	struct bw_pg_error e;
+	struct bw_err e;
 	enum bw_rc rc = bw_db_query(req,
 	                            "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, "
 	                            "route, fingerprint, status, body) "
@@ -156,7 +156,7 @@ bw_idem_store(struct bw_request *req, const struct bw_idem *idem)
 	                            7, p, &r, &e);
 	if (rc == BW_ERR) {
 		/* Stored by a twin that committed after our check: run again, replay it. */
-		if (e.kind == BW_PG_ERR_SQL && strcmp(e.sqlstate, "23505") == 0)
+		if (e.rc == BW_INVALID && strcmp(e.code, "23505") == 0)
 			return BW_RETRY;
 		bw_db_answer(req, &e);
 	}
@@ -169,7 +169,7 @@ bw_idem_cleanup(struct bw_request *req)
 	static int64_t next_ms;
 	int64_t now = bw_now_ms();
 	struct bw_pg_result r;
-	struct bw_pg_error e;
+	struct bw_err e;
 
 	if (now < next_ms)
 		return;

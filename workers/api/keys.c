@@ -81,14 +81,14 @@ bw_keys_ip_bucket(struct bw_arena *a, const char *net)
 }
 
 enum bw_rc
-bw_keys_lookup(struct bw_arena *a, const char *id, struct bw_key_record *k, struct bw_pg_error *e)
+bw_keys_lookup(struct bw_arena *a, const char *id, struct bw_key_record *k, struct bw_err *e)
 {
 	struct bw_pg_result r;
 	const char *p1[] = {id};
 
 	memset(k, 0, sizeof(*k));
 	if (bw_pg_query(a, "BEGIN READ ONLY", 0, NULL, 0, &r, e) < 0)
-		return BW_ERR;
+		return e->rc;
 	if (bw_pg_query(a, "SELECT set_config('bulwark.key_id', $1, true)", 1, p1, 0, &r, e) < 0 ||
 	    bw_pg_query(a,
 	                "SELECT tenant_id::text, encode(secret_sha256, 'hex'), "
@@ -118,14 +118,14 @@ bw_keys_lookup(struct bw_arena *a, const char *id, struct bw_key_record *k, stru
 		}
 	}
 	if (bw_pg_query(a, "COMMIT", 0, NULL, 0, &r, e) < 0)
-		return BW_ERR;
+		return e->rc;
 	return BW_OK;
 rollback:
-	if (e->kind == BW_PG_ERR_SQL)
-		bw_pg_query(a, "ROLLBACK", 0, NULL, 0, &r, &(struct bw_pg_error){0});
+	if (e->rc == BW_INVALID)
+		bw_pg_query(a, "ROLLBACK", 0, NULL, 0, &r, &(struct bw_err){0});
 	else
 		bw_pg_reset();
-	return BW_ERR;
+	return e->rc;
 }
 
 int64_t
@@ -148,7 +148,7 @@ void
 bw_keys_fill(struct bw_arena *a, const char *id, const struct bw_key_record *k, int ttl_s)
 {
 	struct bw_redis_reply *r;
-	char err[160];
+	struct bw_err err;
 	const char *keys[] = {bw_keys_record(a, id), bw_keys_negative(a, id)};
 	/* The fields bw_auth reads (workers/lua/bulwark.lua). */
 	const char *args[] = {
@@ -173,37 +173,37 @@ bw_keys_fill(struct bw_arena *a, const char *id, const struct bw_key_record *k, 
 	    k->tenant_rate,
 	};
 	bw_redis_fcall(a, BW_DEP_REDIS, "bw_key_fill", 2, keys,
-	               (int)(sizeof(args) / sizeof(args[0])), args, &r, err, sizeof(err));
+	               (int)(sizeof(args) / sizeof(args[0])), args, &r, &err);
 }
 
 /* FCALL fn with one key and at most one argument; an error reply counts as
- * a failure, and err always says something then. */
+ * a failure (BW_INVALID, its first word the code). */
 static enum bw_rc
-call_one(struct bw_arena *a, const char *fn, const char *key, const char *arg, char *err,
-         size_t errlen)
+call_one(struct bw_arena *a, const char *fn, const char *key, const char *arg, struct bw_err *err)
 {
 	struct bw_redis_reply *r = NULL;
 	const char *keys[] = {key};
 	const char *args[] = {arg};
+	enum bw_rc rc =
+	    bw_redis_fcall(a, BW_DEP_REDIS, fn, 1, keys, arg != NULL ? 1 : 0, args, &r, err);
 
-	if (bw_redis_fcall(a, BW_DEP_REDIS, fn, 1, keys, arg != NULL ? 1 : 0, args, &r, err,
-	                   errlen) == BW_OK &&
-	    r->type != BW_REDIS_ERROR)
-		return BW_OK;
-	if (err[0] == '\0')
-		snprintf(err, errlen, "%s", r != NULL && r->str != NULL ? r->str : "error");
-	return BW_ERR;
+	if (rc != BW_OK || r->type != BW_REDIS_ERROR)
+		return rc;
+	bw_err_set(err, BW_INVALID, "%s", r->str != NULL ? r->str : "error");
+	snprintf(err->code, sizeof(err->code), "%.*s", (int)strcspn(err->message, " "),
+	         err->message);
+	return BW_INVALID;
 }
 
 enum bw_rc
-bw_keys_revoke(struct bw_arena *a, const char *id, int ttl_s, char *err, size_t errlen)
+bw_keys_revoke(struct bw_arena *a, const char *id, int ttl_s, struct bw_err *err)
 {
 	return call_one(a, "bw_key_revoke", bw_keys_record(a, id), num(a, (long long)ttl_s * 1000),
-	                err, errlen);
+	                err);
 }
 
 enum bw_rc
-bw_keys_created(struct bw_arena *a, const char *id, char *err, size_t errlen)
+bw_keys_created(struct bw_arena *a, const char *id, struct bw_err *err)
 {
-	return call_one(a, "bw_key_created", bw_keys_negative(a, id), NULL, err, errlen);
+	return call_one(a, "bw_key_created", bw_keys_negative(a, id), NULL, err);
 }

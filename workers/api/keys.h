@@ -13,7 +13,7 @@
 #include "core/rc.h"
 
 struct bw_arena;
-struct bw_pg_error;
+struct bw_err;
 
 /* A key holds a comma list of scopes; a route may need one of them. */
 #define BW_SCOPE_LEDGER_READ     "ledger:read"
@@ -53,10 +53,10 @@ struct bw_key_record {
 /* Reads key id and its tenant in one read-only transaction. Row-level
  * security lets bulwark_app see one key by id (bulwark.key_id) before it
  * knows the tenant. Returns BW_OK (k->found says whether it exists), or
- * BW_ERR with e filled and the transaction rolled back or the connection
- * dropped. */
+ * bw_pg_query's failure with e filled and the transaction rolled back or
+ * the connection dropped. */
 enum bw_rc bw_keys_lookup(struct bw_arena *a, const char *id, struct bw_key_record *k,
-                          struct bw_pg_error *e);
+                          struct bw_err *e);
 
 /* GCRA emission interval of a rate per second, in µs ("0.5" → 2000000);
  * 1 s for a rate that is not > 0, at least 1 µs. */
@@ -67,11 +67,13 @@ int64_t bw_keys_interval_us(const char *rate);
  * the next request reads PostgreSQL again. */
 void bw_keys_fill(struct bw_arena *a, const char *id, const struct bw_key_record *k, int ttl_s);
 /* Replaces id's cached record with a tombstone kept for ttl_s, which every
- * worker sees on its next request. Returns BW_OK, or BW_ERR with err set
- * (Redis is down, refused by the breaker, or answered with an error). */
-enum bw_rc bw_keys_revoke(struct bw_arena *a, const char *id, int ttl_s, char *err, size_t errlen);
+ * worker sees on its next request. Returns BW_OK, or with err filled:
+ * bw_redis_fcall's failure (Redis is down or refused by the breaker), or
+ * BW_INVALID when Redis answered with an error (err->code is its first
+ * word). */
+enum bw_rc bw_keys_revoke(struct bw_arena *a, const char *id, int ttl_s, struct bw_err *err);
 /* Forgets that id was unknown (the negative cache), for a key just made.
  * Returns as bw_keys_revoke. */
-enum bw_rc bw_keys_created(struct bw_arena *a, const char *id, char *err, size_t errlen);
+enum bw_rc bw_keys_created(struct bw_arena *a, const char *id, struct bw_err *err);
 
 #endif

@@ -44,13 +44,13 @@ bw_report_invalidate(struct bw_request *req)
 	struct cache_keys k = keys_for(req);
 	const char *keys[] = {k.gen};
 	struct bw_redis_reply *r;
-	char err[160];
+	struct bw_err err;
 
 	/* After COMMIT, before the response: a read that follows the response
 	 * sees the new generation. One retry for a connection gone stale. */
 	for (int i = 0; i < 2; i++) {
 		if (bw_redis_fcall(req->arena, BW_DEP_REDIS_CACHE, "bw_cache_bump", 1, keys, 0,
-		                   NULL, &r, err, sizeof(err)) == 0 &&
+		                   NULL, &r, &err) == 0 &&
 		    r->type != BW_REDIS_ERROR)
 			return;
 		if (bw_redis_breaker(BW_DEP_REDIS_CACHE)->state != BW_BREAKER_CLOSED)
@@ -58,13 +58,14 @@ bw_report_invalidate(struct bw_request *req)
 	}
 	/* Redis is down: nothing can read the cache either until it is back,
 	 * and entries written before now carry an older generation. */
-	bw_warn("summary cache: cannot bump the generation of %s: %s", req->who.tenant_id, err);
+	bw_warn("summary cache: cannot bump the generation of %s: %s", req->who.tenant_id,
+	        err.message);
 }
 
 /* The aggregate, in one REPEATABLE READ snapshot. Returns false with the
  * error in *e when PostgreSQL failed. */
 static bool
-compute(struct bw_request *req, const char *gen, struct bw_buf *out, struct bw_pg_error *e)
+compute(struct bw_request *req, const char *gen, struct bw_buf *out, struct bw_err *e)
 {
 	struct bw_pg_result cur, cnt, top, done;
 	const char *p[] = {req->who.tenant_id};
@@ -124,11 +125,11 @@ compute(struct bw_request *req, const char *gen, struct bw_buf *out, struct bw_p
 	bw_buf_puts(out, "]}");
 	return true;
 fail:
-	if (bw_pg_in_transaction() && e->kind == BW_PG_ERR_SQL) {
-		struct bw_pg_error e2;
+	if (bw_pg_in_transaction() && e->rc == BW_INVALID) {
+		struct bw_err e2;
 		if (bw_pg_query(NULL, "ROLLBACK", 0, NULL, 0, &done, &e2) < 0)
 			bw_pg_reset();
-	} else if (e->kind == BW_PG_ERR_CONN) {
+	} else if (e->rc == BW_ERR) {
 		bw_pg_reset();
 	}
 	return false;
@@ -155,11 +156,11 @@ fill(struct bw_request *req, const struct cache_keys *k, const char *token, cons
 	const char *args[] = {token, gen, body, bw_arena_printf(req->arena, "%ld", soft),
 	                      bw_arena_printf(req->arena, "%ld", soft * HARD_FACTOR)};
 	struct bw_redis_reply *r;
-	char err[160];
+	struct bw_err err;
 
 	if (bw_redis_fcall(req->arena, BW_DEP_REDIS_CACHE, "bw_cache_fill", 3, keys, 5, args, &r,
-	                   err, sizeof(err)) != 0)
-		bw_debug("summary cache: fill failed: %s", err);
+	                   &err) != 0)
+		bw_debug("summary cache: fill failed: %s", err.message);
 }
 
 /* Computes and answers; on a database failure serves `stale` if there is one. */
@@ -168,7 +169,7 @@ compute_and_reply(struct bw_request *req, const struct cache_keys *k, const char
                   const char *gen, const char *stale)
 {
 	struct bw_buf body;
-	struct bw_pg_error e;
+	struct bw_err e;
 
 	bw_buf_init(&body, req->arena);
 	if (compute(req, gen, &body, &e)) {
@@ -182,9 +183,9 @@ compute_and_reply(struct bw_request *req, const struct cache_keys *k, const char
 		const char *keys[] = {k->lease};
 		const char *args[] = {token};
 		struct bw_redis_reply *r;
-		char err[160];
+		struct bw_err err;
 		bw_redis_fcall(req->arena, BW_DEP_REDIS_CACHE, "bw_cache_release", 1, keys, 1, args,
-		               &r, err, sizeof(err));
+		               &r, &err);
 	}
 	if (stale != NULL) {
 		reply(req, stale, "STALE");
@@ -219,9 +220,9 @@ bw_api_report_summary(struct bw_request *req)
 	bw_phase_set("redis");
 	for (int waited = 0;; waited += WAIT_STEP) {
 		struct bw_redis_reply *r;
-		char err[160];
+		struct bw_err err;
 		if (bw_redis_fcall(req->arena, BW_DEP_REDIS_CACHE, "bw_cache_get", 3, keys, 3, args,
-		                   &r, err, sizeof(err)) != 0 ||
+		                   &r, &err) != 0 ||
 		    r->type != BW_REDIS_ARRAY || r->n != 3 || r->elem[0].type != BW_REDIS_STRING) {
 			/* No cache: compute directly, nothing to fill or lease. */
 			compute_and_reply(req, &k, token, NULL, stale);

@@ -68,18 +68,18 @@ device_of(struct bw_request *req)
 /* 503 for a MongoDB that is down, refused by the breaker or too slow;
  * extra (may be NULL) is a JSON fragment for the problem body. */
 static void
-mongo_unavailable(struct bw_request *req, const char *extra, const char *err)
+mongo_unavailable(struct bw_request *req, const char *extra, const struct bw_err *err)
 {
-	bw_info("telemetry: mongo unavailable: %s", err);
-	bw_resp_unavailable(req, bw_mongo_retry_after_ms(), extra,
+	bw_info("telemetry: mongo unavailable: %s", err->message);
+	bw_resp_unavailable(req, err->retry_after_ms, extra,
 	                    "MongoDB is unavailable or did not answer in time; retry shortly");
 }
 
 static void
-mongo_answer(struct bw_request *req, int rc, const char *err)
+mongo_answer(struct bw_request *req, const struct bw_err *err)
 {
-	if (rc == BW_INVALID) {
-		bw_error("telemetry: MongoDB refused a query: %s", err);
+	if (err->rc == BW_INVALID) {
+		bw_error("telemetry: MongoDB refused a query: %s", err->message);
 		bw_resp_problem(req, 500, "internal_error", "the query failed");
 		return;
 	}
@@ -188,7 +188,8 @@ latest_put(struct bw_request *req, const char *device, const bson_oid_t *id, int
            const char *json)
 {
 	struct bw_redis_reply *r;
-	char err[160], hex[25], tsbuf[24], ttl[24];
+	struct bw_err err;
+	char hex[25], tsbuf[24], ttl[24];
 
 	bson_oid_to_string(id, hex);
 	snprintf(tsbuf, sizeof(tsbuf), "%lld", (long long)ts);
@@ -197,11 +198,11 @@ latest_put(struct bw_request *req, const char *device, const bson_oid_t *id, int
 	const char *args[] = {tsbuf, hex, json, ttl};
 	bw_phase_set("redis");
 	int rc = bw_redis_fcall(req->arena, BW_DEP_REDIS_CACHE, "bw_tel_latest_put", 1, keys, 4,
-	                        args, &r, err, sizeof(err));
+	                        args, &r, &err);
 	if (rc == 0 && r->type == BW_REDIS_ERROR)
 		bw_warn("telemetry: bw_tel_latest_put: %s", r->str);
 	else if (rc != 0)
-		bw_debug("telemetry: latest not cached: %s", err);
+		bw_debug("telemetry: latest not cached: %s", err.message);
 }
 
 struct latest_scan {
@@ -235,8 +236,8 @@ destroy_bson(void *p)
 /* The device's newest reading from MongoDB: 0 (l->found says whether
  * there is one), or the bw_mongo_find code with err filled. */
 static int
-latest_from_mongo(struct bw_request *req, const char *device, struct latest_scan *l, char *err,
-                  size_t errlen)
+latest_from_mongo(struct bw_request *req, const char *device, struct latest_scan *l,
+                  struct bw_err *err)
 {
 	bson_t *filter = bson_new(), *opts = bson_new();
 
@@ -249,7 +250,7 @@ latest_from_mongo(struct bw_request *req, const char *device, struct latest_scan
 	memset(l, 0, sizeof(*l));
 	bw_buf_init(&l->json, req->arena);
 	bw_phase_set("mongo");
-	return bw_mongo_find(COLLECTION, filter, opts, on_latest, l, err, errlen);
+	return bw_mongo_find(COLLECTION, filter, opts, on_latest, l, err);
 }
 
 void
@@ -258,14 +259,14 @@ bw_api_telemetry_latest(struct bw_request *req)
 	const char *device = device_of(req);
 	struct bw_redis_reply *r = NULL;
 	struct latest_scan l;
-	char err[256];
+	struct bw_err err;
 
 	if (device == NULL)
 		return;
 	const char *keys[] = {latest_key(req, device)};
 	bw_phase_set("redis");
 	int rc = bw_redis_fcall(req->arena, BW_DEP_REDIS_CACHE, "bw_tel_latest_get", 1, keys, 0,
-	                        NULL, &r, err, sizeof(err));
+	                        NULL, &r, &err);
 	bool cache_up = rc == 0 && r->type != BW_REDIS_ERROR;
 	if (cache_up && r->type == BW_REDIS_STRING) {
 		bw_buf_append(&req->body_out, r->str, r->len);
@@ -275,9 +276,9 @@ bw_api_telemetry_latest(struct bw_request *req)
 	}
 	if (rc == 0 && r->type == BW_REDIS_ERROR)
 		bw_warn("telemetry: bw_tel_latest_get: %s", r->str);
-	rc = latest_from_mongo(req, device, &l, err, sizeof(err));
+	rc = latest_from_mongo(req, device, &l, &err);
 	if (rc != 0) {
-		mongo_answer(req, rc, err);
+		mongo_answer(req, &err);
 		return;
 	}
 	if (!l.found) {
@@ -374,8 +375,8 @@ update_latest(struct bw_request *req, const char *device, const struct bw_tel_re
 		return;
 	}
 	struct latest_scan l;
-	char err[256];
-	if (latest_from_mongo(req, device, &l, err, sizeof(err)) == 0 && l.found)
+	struct bw_err err;
+	if (latest_from_mongo(req, device, &l, &err) == 0 && l.found)
 		latest_put(req, device, &l.id, l.ts, bw_buf_cstr(&l.json));
 }
 
@@ -388,7 +389,7 @@ bw_api_telemetry_ingest(struct bw_request *req)
 	struct bw_tel_reading *rs;
 	struct bw_tel_error verr;
 	size_t n, stored = 0, dups = 0;
-	char err[256];
+	struct bw_err err;
 
 	if (device == NULL)
 		return;
@@ -428,10 +429,9 @@ bw_api_telemetry_ingest(struct bw_request *req)
 	}
 	bw_phase_set("mongo");
 	bool insert_first = cfg->telemetry_write_mode == BW_TELEMETRY_INSERT;
-	int rc =
-	    bw_mongo_insert_new(COLLECTION, ids, docs, n, insert_first, fates, err, sizeof(err));
+	int rc = bw_mongo_insert_new(COLLECTION, ids, docs, n, insert_first, fates, &err);
 	if (rc == BW_REFUSED) {
-		mongo_unavailable(req, NULL, err);
+		mongo_unavailable(req, NULL, &err);
 		return;
 	}
 	if (rc != 0) {
@@ -440,7 +440,7 @@ bw_api_telemetry_ingest(struct bw_request *req)
 		bw_buf_init(&x, req->arena);
 		bw_json_kv_bool(&x, "retry_safe", true, true);
 		put_results(&x, rs, ids, fates, n);
-		mongo_unavailable(req, bw_buf_cstr(&x), err);
+		mongo_unavailable(req, bw_buf_cstr(&x), &err);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -551,7 +551,7 @@ bw_api_telemetry_list(struct bw_request *req)
 	int64_t since_ms = 0, until_ms = 0, after_ts = 0;
 	bson_oid_t after_id;
 	long limit = LIMIT_DEFAULT;
-	char err[256];
+	struct bw_err err;
 
 	if (device == NULL)
 		return;
@@ -603,10 +603,10 @@ bw_api_telemetry_list(struct bw_request *req)
 	struct page pg = {.out = b, .limit = limit};
 	bw_buf_puts(b, "{\"data\":[");
 	bw_phase_set("mongo");
-	int rc = bw_mongo_find(COLLECTION, filter, opts, on_page, &pg, err, sizeof(err));
+	int rc = bw_mongo_find(COLLECTION, filter, opts, on_page, &pg, &err);
 	if (rc != 0) {
 		bw_buf_reset(b);
-		mongo_answer(req, rc, err);
+		mongo_answer(req, &err);
 		return;
 	}
 	if (pg.count == 0 && after == NULL) {
@@ -617,10 +617,10 @@ bw_api_telemetry_list(struct bw_request *req)
 		bw_arena_defer(req->arena, destroy_bson, o);
 		BSON_APPEND_UTF8(f, "tenant_id", req->who.tenant_id);
 		BSON_APPEND_UTF8(f, "device_id", device);
-		rc = bw_mongo_find(COLLECTION, f, o, on_any, &any, err, sizeof(err));
+		rc = bw_mongo_find(COLLECTION, f, o, on_any, &any, &err);
 		if (rc != 0) {
 			bw_buf_reset(b);
-			mongo_answer(req, rc, err);
+			mongo_answer(req, &err);
 			return;
 		}
 		if (!any) {

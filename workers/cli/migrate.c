@@ -237,7 +237,7 @@ sleep_ms(int64_t ms)
 
 /* The server's message without libpq's "ERROR:  " prefix. */
 static const char *
-msg_of(const struct bw_pg_error *e)
+msg_of(const struct bw_err *e)
 {
 	const char *m = e->message;
 
@@ -251,10 +251,10 @@ msg_of(const struct bw_pg_error *e)
  * "bulwark: migrate: WHAT: message" on failure when what is set. */
 static int
 q(struct mig *m, const char *what, const char *sql, int n, const char *const *params,
-  int timeout_ms, struct bw_pg_result *res, struct bw_pg_error *err)
+  int timeout_ms, struct bw_pg_result *res, struct bw_err *err)
 {
 	struct bw_pg_result r;
-	struct bw_pg_error e;
+	struct bw_err e;
 
 	if (res == NULL)
 		res = &r;
@@ -414,12 +414,12 @@ changed(const struct mig_file *f)
 }
 
 static bool
-retryable(const struct bw_pg_error *e)
+retryable(const struct bw_err *e)
 {
 	/* lock_not_available (lock_timeout) and deadlock_detected: both mean
 	 * "someone else held what we need", not that the SQL is wrong. */
-	return e->kind == BW_PG_ERR_SQL &&
-	       (strcmp(e->sqlstate, "55P03") == 0 || strcmp(e->sqlstate, "40P01") == 0);
+	return e->rc == BW_INVALID &&
+	       (strcmp(e->code, "55P03") == 0 || strcmp(e->code, "40P01") == 0);
 }
 
 /* Drops what a failed CREATE INDEX CONCURRENTLY left behind (an INVALID
@@ -501,7 +501,7 @@ static int
 apply_in_transaction(struct mig *m, const struct mig_file *f, const struct bw_sql_file *sf,
                      int *fail_line)
 {
-	struct bw_pg_error err;
+	struct bw_err err;
 	char set[64];
 	int64_t t0 = bw_now_ms();
 
@@ -547,7 +547,7 @@ fail:
 static int
 apply_outside_transaction(struct mig *m, const struct mig_file *f, const struct bw_sql_file *sf)
 {
-	struct bw_pg_error err;
+	struct bw_err err;
 	char set[64];
 	int64_t t0 = bw_now_ms();
 
@@ -659,7 +659,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 {
 	const char *dir = bw_arena_printf(m->a, "%s/mongo", m->dir);
 	struct dirent **names = NULL;
-	char err[512];
+	struct bw_err err;
 	int n, rc = 0;
 
 	*total = 0;
@@ -688,10 +688,9 @@ ensure_mongo_indexes(struct mig *m, int *total)
 			rc = -1;
 			continue;
 		}
-		mrc = bw_mongo_ensure_indexes(text, len, MONGO_INDEX_TIMEOUT_MS, &changed, err,
-		                              sizeof(err));
+		mrc = bw_mongo_ensure_indexes(text, len, MONGO_INDEX_TIMEOUT_MS, &changed, &err);
 		if (mrc == BW_INVALID) {
-			fprintf(stderr, "bulwark: migrate: %s: MongoDB: %s\n", path, err);
+			fprintf(stderr, "bulwark: migrate: %s: MongoDB: %s\n", path, err.message);
 			rc = -1;
 		} else if (mrc < 0) {
 			/* The daemon runs (503 for telemetry) while MongoDB is down;
@@ -699,7 +698,7 @@ ensure_mongo_indexes(struct mig *m, int *total)
 			fprintf(stderr,
 			        "bulwark: migrate: MongoDB indexes not ensured, MongoDB is "
 			        "unavailable (%s); run bulwark migrate up again once it answers\n",
-			        err);
+			        err.message);
 			break;
 		} else if (changed > 0) {
 			printf("ensured mongo/%s: %d index%s created or changed\n", name, changed,

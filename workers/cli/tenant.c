@@ -86,12 +86,12 @@ valid_burst(const char *s)
 static int
 query(struct cli *c, const char *sql, int n, const char *const *params, struct bw_pg_result *r)
 {
-	struct bw_pg_error e;
+	struct bw_err e;
 
 	if (bw_pg_query(c->arena, sql, n, params, 0, r, &e) == 0)
 		return 0;
-	fprintf(stderr, "bulwark: postgres: %s%s%s\n", e.message,
-	        e.kind == BW_PG_ERR_SQL ? " " : "", e.kind == BW_PG_ERR_SQL ? e.sqlstate : "");
+	fprintf(stderr, "bulwark: postgres: %s%s%s\n", e.message, e.code[0] != '\0' ? " " : "",
+	        e.code);
 	return -1;
 }
 
@@ -120,7 +120,7 @@ insert_key(struct cli *c, const char *tenant, const char *scopes, const char *ra
 {
 	struct bw_pg_result r;
 	char id[BW_KEY_ID_LEN + 1], secret[BW_SECRET_B64_LEN + 1], sha[BW_SHA256_HEX_LEN + 1];
-	char err[200];
+	struct bw_err err;
 
 	if (bw_key_generate(id, secret) < 0) {
 		fprintf(stderr, "bulwark: no randomness from the kernel\n");
@@ -135,8 +135,8 @@ insert_key(struct cli *c, const char *tenant, const char *scopes, const char *ra
 	    query(c, "COMMIT", 0, NULL, &r) < 0)
 		return -1;
 	/* Not fatal: the negative cache entry expires by itself. */
-	if (bw_keys_created(c->arena, id, err, sizeof(err)) < 0)
-		fprintf(stderr, "bulwark: redis: %s\n", err);
+	if (bw_keys_created(c->arena, id, &err) < 0)
+		fprintf(stderr, "bulwark: redis: %s\n", err.message);
 	struct bw_buf out;
 	bw_buf_init(&out, c->arena);
 	bw_buf_puts(&out, "{");
@@ -307,7 +307,7 @@ static int
 key_revoke_in(struct cli *c, const char *id, const struct opts *o)
 {
 	struct bw_pg_result r;
-	char err[200];
+	struct bw_err err;
 
 	if (query_one(
 	        c,
@@ -321,8 +321,8 @@ key_revoke_in(struct cli *c, const char *id, const struct opts *o)
 		return -1;
 	/* Without the tombstone a cached record would stay valid until it
 	 * expires: fail loudly, and a second run repeats it. */
-	if (bw_keys_revoke(c->arena, id, c->cfg.revoked_ttl_s, err, sizeof(err)) < 0) {
-		fprintf(stderr, "bulwark: redis: %s\n", err);
+	if (bw_keys_revoke(c->arena, id, c->cfg.revoked_ttl_s, &err) < 0) {
+		fprintf(stderr, "bulwark: redis: %s\n", err.message);
 		fprintf(stderr, "bulwark: revoked in PostgreSQL, but the cached key could not be "
 		                "invalidated; run the command again\n");
 		return -1;

@@ -9,13 +9,16 @@
 enum bw_rc {
 	BW_OK = 0,
 	/* Failed: the dependency is down, did not answer in time or broke the
-	 * connection (err is filled; an adapter has told its breaker). In
-	 * api/db.c: the response (503, 500) is set, the transaction is gone. */
+	 * connection (the error is filled: core/err.h; an adapter has told
+	 * its breaker). In api/db.c: the response (503, 500) is set, the
+	 * transaction is gone. */
 	BW_ERR = -1,
 	/* The open circuit breaker turned the call away: no I/O was done. */
 	BW_REFUSED = -2,
-	/* The server answered that the request itself is wrong: not an outage
-	 * but a bug of ours (answer 500, leave the breaker alone). */
+	/* The server is up and refused the request itself (the error's code
+	 * says why): not an outage, the breaker is left alone. A bug of ours
+	 * (answer 500) unless the caller expects that code, such as a
+	 * PostgreSQL serialization failure or unique violation. */
 	BW_INVALID = -3,
 	/* Nothing that counts was done: run the same work again. A
 	 * serialization failure or deadlock (the whole transaction), or a kept

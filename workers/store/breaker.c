@@ -113,27 +113,31 @@ bw_breaker_note(struct bw_breaker *b, const char *name, const char *why)
 
 enum bw_rc
 bw_breaker_ping(struct bw_breaker *b, const char *name, int timeout_ms, bw_ping_attempt_fn attempt,
-                void *arg, char *err, size_t errlen)
+                void *arg, struct bw_err *err)
 {
 	int64_t now = bw_now_ms();
 	int64_t deadline = now + timeout_ms;
 	enum bw_rc rc;
 
-	err[0] = '\0';
+	bw_err_clear(err);
 	if (!bw_breaker_allow(b, now)) {
-		snprintf(err, errlen, "breaker open, next probe in %lld ms",
-		         (long long)bw_breaker_retry_after_ms(b, now));
+		bw_err_set(err, BW_REFUSED, "breaker open, next probe in %lld ms",
+		           (long long)bw_breaker_retry_after_ms(b, now));
+		err->retry_after_ms = bw_breaker_retry_after_ms(b, now);
 		return BW_REFUSED;
 	}
-	rc = attempt(arg, deadline, err, errlen);
+	rc = attempt(arg, deadline, err);
 	/* A kept connection can be stale (server restarted) and fail at once:
 	 * one retry on a fresh connection, within the budget. */
 	if (rc == BW_RETRY && bw_now_ms() < deadline)
-		rc = attempt(arg, deadline, err, errlen);
+		rc = attempt(arg, deadline, err);
 	if (rc == BW_OK) {
+		bw_err_clear(err);
 		bw_breaker_note(b, name, NULL);
 		return BW_OK;
 	}
-	bw_breaker_note(b, name, err);
+	bw_breaker_note(b, name, err->message);
+	err->rc = BW_ERR;
+	err->retry_after_ms = bw_breaker_retry_after_ms(b, bw_now_ms());
 	return BW_ERR;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
 #include "core/rc.h"
 #include "store/store.h"
 
@@ -46,8 +47,9 @@ void bw_breaker_note(struct bw_breaker *b, const char *name, const char *why);
  * attempt, err saying when the next probe is. Otherwise one attempt, and a
  * second one when the first asked for it (a server restart leaves a kept
  * connection stale) and time is left; the outcome goes to bw_breaker_note.
- * BW_OK or BW_ERR (err filled). */
+ * BW_OK or BW_ERR (err filled, the attempt's message). err->retry_after_ms is
+ * the breaker's, as with the adapters' calls. */
 enum bw_rc bw_breaker_ping(struct bw_breaker *b, const char *name, int timeout_ms,
-                           bw_ping_attempt_fn attempt, void *arg, char *err, size_t errlen);
+                           bw_ping_attempt_fn attempt, void *arg, struct bw_err *err);
 
 #endif

@@ -80,13 +80,13 @@ uri_default_int32(mongoc_uri_t *uri, const char *key, int32_t value)
 
 /* mongoc_init and the parsed URI, once per process, on first use. */
 static int
-mongo_setup(char *err, size_t errlen)
+mongo_setup(struct bw_err *err)
 {
 	const struct bw_config *cfg = mg.cfg;
 	bson_error_t e;
 
 	if (mg.cleaned) {
-		snprintf(err, errlen, "adapter closed");
+		bw_err_set(err, BW_ERR, "adapter closed");
 		return -1;
 	}
 	if (!mg.inited) {
@@ -98,7 +98,7 @@ mongo_setup(char *err, size_t errlen)
 		return 0;
 	mg.uri = mongoc_uri_new_with_error(cfg->mongo != NULL ? cfg->mongo : "", &e);
 	if (mg.uri == NULL) {
-		snprintf(err, errlen, "bad URI: %s", e.message);
+		bw_err_set(err, BW_ERR, "bad URI: %s", e.message);
 		return -1;
 	}
 	uri_default_int32(mg.uri, MONGOC_URI_CONNECTTIMEOUTMS, cfg->connect_timeout_ms);
@@ -126,7 +126,7 @@ mongo_drop(void)
 }
 
 static int
-mongo_open(char *err, size_t errlen)
+mongo_open(struct bw_err *err)
 {
 	bson_error_t e;
 
@@ -136,12 +136,12 @@ mongo_open(char *err, size_t errlen)
 	}
 	if (mg.client != NULL)
 		return 0;
-	if (mongo_setup(err, errlen) < 0)
+	if (mongo_setup(err) < 0)
 		return -1;
 	/* No I/O here: mongoc connects on the first command. */
 	mg.client = mongoc_client_new_from_uri_with_error(mg.uri, &e);
 	if (mg.client == NULL) {
-		snprintf(err, errlen, "client: %s", e.message);
+		bw_err_set(err, BW_ERR, "client: %s", e.message);
 		return -1;
 	}
 	mongoc_client_set_error_api(mg.client, MONGOC_ERROR_API_VERSION_2);
@@ -163,6 +163,17 @@ static void
 mongo_note(const char *why)
 {
 	bw_breaker_note(&mg.breaker, bw_mongo_ops.name, why);
+}
+
+/* Ends a call that found MongoDB unavailable (err's message filled):
+ * tells the breaker, returns BW_ERR with its retry_after_ms. */
+static enum bw_rc
+call_down(struct bw_err *err)
+{
+	mongo_note(err->message);
+	err->rc = BW_ERR;
+	err->retry_after_ms = bw_mongo_retry_after_ms();
+	return BW_ERR;
 }
 
 void
@@ -198,7 +209,7 @@ bw_mongo_close(void)
 
 /* bw_mongo_ops' ping: one {ping: 1}, creating the client first if needed. */
 static enum bw_rc
-ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
+ping_once(void *arg, int64_t deadline, struct bw_err *err)
 {
 	bson_t cmd = BSON_INITIALIZER, reply = BSON_INITIALIZER;
 	bson_error_t e;
@@ -207,7 +218,7 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 
 	(void)arg;
 	reused = mg.client != NULL && mg.pid == bw_pid();
-	if (mongo_open(err, errlen) < 0)
+	if (mongo_open(err) < 0)
 		return BW_ERR;
 	BSON_APPEND_INT32(&cmd, "ping", 1);
 	bw_mongo_deadline_set(deadline);
@@ -216,10 +227,10 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 	if (ok) {
 		rc = BW_OK;
 	} else {
-		snprintf(err, errlen, "ping: %s", e.message);
+		bw_err_set(err, BW_ERR, "ping: %s", e.message);
 		if (is_connection_error(&e)) {
 			mongo_drop();
-			rc = reused ? BW_RETRY : BW_ERR;
+			rc = err->rc = reused ? BW_RETRY : BW_ERR;
 		}
 	}
 	bson_destroy(&cmd);
@@ -230,10 +241,10 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 const char *
 bw_mongo_db_name(void)
 {
-	char err[128];
+	struct bw_err err;
 	const char *db;
 
-	if (mg.cfg == NULL || mongo_setup(err, sizeof(err)) < 0)
+	if (mg.cfg == NULL || mongo_setup(&err) < 0)
 		return MONGO_DEFAULT_DB;
 	db = mongoc_uri_get_database(mg.uri);
 	return db != NULL && db[0] != '\0' ? db : MONGO_DEFAULT_DB;
@@ -274,23 +285,20 @@ is_unavailable_error(const bson_error_t *e)
 
 /* Starts a call: the breaker's permission, then a client. */
 static enum bw_rc
-call_begin(bool *reused, char *err, size_t errlen)
+call_begin(bool *reused, struct bw_err *err)
 {
-	err[0] = '\0';
-	if (mg.cfg == NULL) {
-		snprintf(err, errlen, "store not initialised");
-		return BW_ERR;
-	}
+	bw_err_clear(err);
+	if (mg.cfg == NULL)
+		return bw_err_set(err, BW_ERR, "store not initialised");
 	if (!bw_breaker_allow(&mg.breaker, bw_now_ms())) {
-		snprintf(err, errlen, "breaker open, next probe in %lld ms",
-		         (long long)bw_mongo_retry_after_ms());
+		bw_err_set(err, BW_REFUSED, "breaker open, next probe in %lld ms",
+		           (long long)bw_mongo_retry_after_ms());
+		err->retry_after_ms = bw_mongo_retry_after_ms();
 		return BW_REFUSED;
 	}
 	*reused = mg.client != NULL && mg.pid == bw_pid();
-	if (mongo_open(err, errlen) < 0) {
-		mongo_note(err);
-		return BW_ERR;
-	}
+	if (mongo_open(err) < 0)
+		return call_down(err);
 	return BW_OK;
 }
 
@@ -298,31 +306,40 @@ call_begin(bool *reused, char *err, size_t errlen)
  * client? Only when a kept connection broke (the server restarted since)
  * and time is left; the client is replaced here. */
 static bool
-retry_fresh(const bson_error_t *e, bool *reused, int64_t deadline, char *err, size_t errlen)
+retry_fresh(const bson_error_t *e, bool *reused, int64_t deadline, struct bw_err *err)
 {
 	if (!is_connection_error(e) || !*reused || bw_now_ms() >= deadline)
 		return false;
 	mongo_drop();
 	*reused = false;
-	return mongo_open(err, errlen) == 0;
+	return mongo_open(err) == 0;
 }
 
-/* Ends a call that failed with e: tells the breaker, maps to a return code. */
-static enum bw_rc
-call_failed(const bson_error_t *e, const char *what, char *err, size_t errlen)
+/* The server's error code of e in err->code ("" when the error is not the
+ * server's). */
+static void
+set_code(struct bw_err *err, const bson_error_t *e)
 {
-	snprintf(err, errlen, "%s: %s", what, e->message);
+	if (e->domain == MONGOC_ERROR_SERVER || e->domain == MONGOC_ERROR_WRITE_CONCERN)
+		snprintf(err->code, sizeof(err->code), "%u", (unsigned)e->code);
+}
+
+/* Ends a call that failed with e: fills err, tells the breaker, maps to
+ * a return code. */
+static enum bw_rc
+call_failed(const bson_error_t *e, const char *what, struct bw_err *err)
+{
+	bw_err_set(err, BW_ERR, "%s: %s", what, e->message);
+	set_code(err, e);
 	if (is_connection_error(e)) {
 		mongo_drop();
-		mongo_note(err);
-		return BW_ERR;
+		return call_down(err);
 	}
-	if (is_unavailable_error(e)) {
-		mongo_note(err);
-		return BW_ERR;
-	}
+	if (is_unavailable_error(e))
+		return call_down(err);
 	/* The server is up and answered: the request itself is at fault. */
 	mongo_note(NULL);
+	err->rc = BW_INVALID;
 	return BW_INVALID;
 }
 
@@ -430,11 +447,11 @@ read_bulk_reply(const bson_t *reply, size_t n, bool insert, bool *wc_error, size
 	return answered;
 }
 
-/* Adds the n operations to bulk; false (err filled) when mongoc refuses
- * one before any I/O. */
+/* Adds the n operations to bulk; false (err filled, BW_INVALID) when
+ * mongoc refuses one before any I/O. */
 static bool
 fill_bulk(mongoc_bulk_operation_t *bulk, const bson_oid_t *ids, bson_t *const *docs, size_t n,
-          bool insert, char *err, size_t errlen)
+          bool insert, struct bw_err *err)
 {
 	bson_t upsert = BSON_INITIALIZER;
 	bson_error_t e;
@@ -455,7 +472,7 @@ fill_bulk(mongoc_bulk_operation_t *bulk, const bson_oid_t *ids, bson_t *const *d
 		bson_destroy(&b);
 	}
 	if (!ok)
-		snprintf(err, errlen, "bulk: %s", e.message);
+		bw_err_set(err, BW_INVALID, "bulk: %s", e.message);
 	bson_destroy(&upsert);
 	return ok;
 }
@@ -467,14 +484,14 @@ fill_bulk(mongoc_bulk_operation_t *bulk, const bson_oid_t *ids, bson_t *const *d
 static int
 run_bulk(const char *collection, const bson_oid_t *ids, bson_t *const *docs, size_t n, bool insert,
          const bson_t *opts, int64_t deadline, bool *reused, bson_t *reply, bson_error_t *e,
-         char *err, size_t errlen)
+         struct bw_err *err)
 {
 	for (;;) {
 		mongoc_collection_t *coll =
 		    mongoc_client_get_collection(mg.client, bw_mongo_db_name(), collection);
 		mongoc_bulk_operation_t *bulk =
 		    mongoc_collection_create_bulk_operation_with_opts(coll, opts);
-		bool filled = fill_bulk(bulk, ids, docs, n, insert, err, errlen), ok = false;
+		bool filled = fill_bulk(bulk, ids, docs, n, insert, err), ok = false;
 
 		if (filled) {
 			bson_destroy(reply);
@@ -486,7 +503,7 @@ run_bulk(const char *collection, const bson_oid_t *ids, bson_t *const *docs, siz
 		mongoc_collection_destroy(coll);
 		if (!filled)
 			return -1;
-		if (ok || !retry_fresh(e, reused, deadline, err, errlen))
+		if (ok || !retry_fresh(e, reused, deadline, err))
 			return ok ? 1 : 0;
 		bw_debug("mongo: kept connection broken (%s), writing again on a new one",
 		         e->message);
@@ -495,7 +512,7 @@ run_bulk(const char *collection, const bson_oid_t *ids, bson_t *const *docs, siz
 
 enum bw_rc
 bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const *docs, size_t n,
-                    bool insert_first, enum bw_mongo_fate *fates, char *err, size_t errlen)
+                    bool insert_first, enum bw_mongo_fate *fates, struct bw_err *err)
 {
 	bson_t opts = BSON_INITIALIZER, reply = BSON_INITIALIZER;
 	bson_error_t e = {0};
@@ -506,14 +523,13 @@ bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const
 
 	for (size_t i = 0; i < n; i++)
 		fates[i] = BW_MONGO_UNKNOWN;
-	rc = call_begin(&reused, err, errlen);
+	rc = call_begin(&reused, err);
 	if (rc != BW_OK)
 		return rc;
 	BSON_APPEND_BOOL(&opts, "ordered", false);
 	append_write_concern(&opts);
 	int64_t deadline = bw_now_ms() + mg.cfg->mongo_timeout_ms;
-	ran = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply, &e, err,
-	               errlen);
+	ran = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply, &e, err);
 	answered = ran >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
 	if (ran == 0 && insert && !answered && e.domain == MONGOC_ERROR_SERVER && e.code == 11000) {
 		/* Refused whole over one duplicate (jongodb; MongoDB stores the
@@ -522,25 +538,26 @@ bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const
 			fates[i] = BW_MONGO_UNKNOWN;
 		insert = false;
 		ran = run_bulk(collection, ids, docs, n, insert, &opts, deadline, &reused, &reply,
-		               &e, err, errlen);
+		               &e, err);
 		answered = ran >= 0 && read_bulk_reply(&reply, n, insert, &wc_error, &hard, fates);
 	}
 	if (ran < 0) {
 		rc = BW_INVALID;
 	} else if (ran == 1 || (answered && !wc_error && hard == 0)) {
 		/* Duplicate-key errors alone still account for every document. */
+		bw_err_clear(err);
 		mongo_note(NULL);
 		rc = BW_OK;
 	} else if (answered && !wc_error) {
 		/* The server is up and refused some documents. */
-		snprintf(err, errlen, "bulk write: %zu document%s refused: %s", hard,
-		         hard == 1 ? "" : "s", e.message);
+		rc = bw_err_set(err, BW_ERR, "bulk write: %zu document%s refused: %s", hard,
+		                hard == 1 ? "" : "s", e.message);
+		set_code(err, &e);
 		mongo_note(NULL);
-		rc = BW_ERR;
 	} else {
-		rc = call_failed(&e, "bulk write", err, errlen);
+		rc = call_failed(&e, "bulk write", err);
 		if (rc == BW_INVALID)
-			rc = BW_ERR;
+			rc = err->rc = BW_ERR;
 	}
 	bson_destroy(&opts);
 	bson_destroy(&reply);
@@ -549,11 +566,11 @@ bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const
 
 enum bw_rc
 bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, bw_mongo_doc_fn fn,
-              void *arg, char *err, size_t errlen)
+              void *arg, struct bw_err *err)
 {
 	bson_error_t e;
 	bool reused, failed;
-	enum bw_rc rc = call_begin(&reused, err, errlen);
+	enum bw_rc rc = call_begin(&reused, err);
 
 	if (rc != BW_OK)
 		return rc;
@@ -576,26 +593,25 @@ bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts, 
 		mongoc_cursor_destroy(cur);
 		mongoc_collection_destroy(coll);
 		if (!failed) {
+			bw_err_clear(err);
 			mongo_note(NULL);
 			return BW_OK;
 		}
-		if (seen > 0 || !retry_fresh(&e, &reused, deadline, err, errlen))
+		if (seen > 0 || !retry_fresh(&e, &reused, deadline, err))
 			break;
 	}
-	return call_failed(&e, "find", err, errlen);
+	return call_failed(&e, "find", err);
 }
 
 enum bw_rc
-bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_code, char *err,
-                 size_t errlen)
+bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, struct bw_err *err)
 {
 	bson_error_t e;
 	bool reused;
 	enum bw_rc rc;
 
 	bson_init(reply);
-	*server_code = 0;
-	rc = call_begin(&reused, err, errlen);
+	rc = call_begin(&reused, err);
 	if (rc != BW_OK)
 		return rc;
 	int64_t deadline = bw_now_ms() + timeout_ms;
@@ -606,15 +622,14 @@ bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_c
 		                                       reply, &e);
 		bw_mongo_deadline_set(0);
 		if (ok) {
+			bw_err_clear(err);
 			mongo_note(NULL);
 			return BW_OK;
 		}
-		if (!retry_fresh(&e, &reused, deadline, err, errlen))
+		if (!retry_fresh(&e, &reused, deadline, err))
 			break;
 	}
-	if (e.domain == MONGOC_ERROR_SERVER)
-		*server_code = (int)e.code;
-	return call_failed(&e, "command", err, errlen);
+	return call_failed(&e, "command", err);
 }
 
 /* Debian's libmongoc keeps its counters in /dev/shm/mongoc-<pid>, removed

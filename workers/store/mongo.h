@@ -12,6 +12,7 @@
 
 #include <bson/bson.h>
 
+#include "core/err.h"
 #include "core/rc.h"
 #include "store/breaker.h"
 
@@ -39,12 +40,14 @@ const char *bw_mongo_db_name(void);
 int64_t bw_mongo_retry_after_ms(void);
 
 /* ---- operations (all bounded by mongo_timeout_ms, all behind the breaker) ----
- * Each returns BW_OK, BW_ERR when MongoDB is unavailable or did not answer
- * in time (err filled, breaker told: answer 503), BW_REFUSED when the open
- * breaker refused the call (no I/O), or BW_INVALID when the server refused
- * the request itself (a bug of ours: answer 500). A kept connection that
- * fails at once (server restarted) is replaced and the call tried once
- * more, before anything was returned to the caller. */
+ * Each returns BW_OK, or with err filled (core/err.h): BW_ERR when MongoDB
+ * is unavailable or did not answer in time (breaker told: answer 503),
+ * BW_REFUSED when the open breaker refused the call (no I/O), both with
+ * err->retry_after_ms; or BW_INVALID when the server refused the request
+ * itself (a bug of ours: answer 500). err->code is the server's error code
+ * when it gave one. A kept connection that fails at once (server
+ * restarted) is replaced and the call tried once more, before anything was
+ * returned to the caller. */
 
 /* What is known of one document of bw_mongo_insert_new. */
 enum bw_mongo_fate {
@@ -70,8 +73,8 @@ enum bw_mongo_fate {
  * the bulk before sending it; on BW_REFUSED nothing was sent and every fate
  * is UNKNOWN. Retrying with the same ids is always safe. */
 enum bw_rc bw_mongo_insert_new(const char *collection, const bson_oid_t *ids, bson_t *const *docs,
-                               size_t n, bool insert_first, enum bw_mongo_fate *fates, char *err,
-                               size_t errlen);
+                               size_t n, bool insert_first, enum bw_mongo_fate *fates,
+                               struct bw_err *err);
 
 /* Called for each document found, in order; non-zero stops the scan. The
  * document is valid during the call only. */
@@ -81,12 +84,11 @@ typedef int (*bw_mongo_doc_fn)(const bson_t *doc, void *arg);
  * fails after some documents were passed to fn, the caller must discard
  * what it did with them. */
 enum bw_rc bw_mongo_find(const char *collection, const bson_t *filter, const bson_t *opts,
-                         bw_mongo_doc_fn fn, void *arg, char *err, size_t errlen);
+                         bw_mongo_doc_fn fn, void *arg, struct bw_err *err);
 
 /* Runs cmd on the database of the URI (createIndexes for `bulwark
- * migrate`, store/mongo_index.c) within timeout_ms. reply is always initialised (the caller
- * destroys it); *server_code gets the server's error code (0 if none). */
-enum bw_rc bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, int *server_code,
-                            char *err, size_t errlen);
+ * migrate`, store/mongo_index.c) within timeout_ms. reply is always
+ * initialised (the caller destroys it). */
+enum bw_rc bw_mongo_command(const bson_t *cmd, bson_t *reply, int timeout_ms, struct bw_err *err);
 
 #endif

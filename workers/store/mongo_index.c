@@ -50,14 +50,12 @@ config_int(const char *name)
 /* The expireAfterSeconds of index name on coll: -1 when it has none, -2
  * when there is no such index. */
 static enum bw_rc
-index_ttl(const char *coll, const char *name, int timeout_ms, int64_t *ttl, char *err,
-          size_t errlen)
+index_ttl(const char *coll, const char *name, int timeout_ms, int64_t *ttl, struct bw_err *err)
 {
 	bson_t *cmd = BCON_NEW("listIndexes", BCON_UTF8(coll));
 	bson_t reply;
 	bson_iter_t it, idx, f;
-	int code;
-	enum bw_rc rc = bw_mongo_command(cmd, &reply, timeout_ms, &code, err, errlen);
+	enum bw_rc rc = bw_mongo_command(cmd, &reply, timeout_ms, err);
 
 	*ttl = -2;
 	if (rc == BW_OK && bson_iter_init(&it, &reply) &&
@@ -83,10 +81,11 @@ struct ttl_want {
 	int32_t seconds;
 };
 
-/* Builds createIndexes from the spec; fills wants (at most nwant). */
+/* Builds createIndexes from the spec; fills wants (at most nwant). -1
+ * with err filled (BW_INVALID) for a bad spec. */
 static int
 build_create(const bson_t *spec, bson_t *cmd, const char **coll, struct ttl_want *wants,
-             size_t nwant, size_t *nttl, char *err, size_t errlen)
+             size_t nwant, size_t *nttl, struct bw_err *err)
 {
 	bson_iter_t it, list, one, f;
 	bson_t arr, doc;
@@ -96,13 +95,13 @@ build_create(const bson_t *spec, bson_t *cmd, const char **coll, struct ttl_want
 
 	*nttl = 0;
 	if (!bson_iter_init_find(&it, spec, "collection") || !BSON_ITER_HOLDS_UTF8(&it)) {
-		snprintf(err, errlen, "\"collection\" must be a string");
+		bw_err_set(err, BW_INVALID, "\"collection\" must be a string");
 		return -1;
 	}
 	*coll = bson_iter_utf8(&it, NULL);
 	if (!bson_iter_init_find(&list, spec, "indexes") || !BSON_ITER_HOLDS_ARRAY(&list) ||
 	    !bson_iter_recurse(&list, &one)) {
-		snprintf(err, errlen, "\"indexes\" must be an array");
+		bw_err_set(err, BW_INVALID, "\"indexes\" must be an array");
 		return -1;
 	}
 	BSON_APPEND_UTF8(cmd, "createIndexes", *coll);
@@ -110,7 +109,7 @@ build_create(const bson_t *spec, bson_t *cmd, const char **coll, struct ttl_want
 	for (; bson_iter_next(&one); i++) {
 		const char *name = NULL;
 		if (!BSON_ITER_HOLDS_DOCUMENT(&one) || !bson_iter_recurse(&one, &f)) {
-			snprintf(err, errlen, "indexes[%u] must be an object", i);
+			bw_err_set(err, BW_INVALID, "indexes[%u] must be an object", i);
 			goto fail;
 		}
 		bson_uint32_to_string(i, &key, numbuf, sizeof(numbuf));
@@ -127,8 +126,8 @@ build_create(const bson_t *spec, bson_t *cmd, const char **coll, struct ttl_want
 			    BSON_ITER_HOLDS_UTF8(&f) ? config_int(bson_iter_utf8(&f, NULL)) : -1;
 			/* MongoDB keeps expireAfterSeconds in an int32. */
 			if (days < 0 || days > INT32_MAX / 86400) {
-				snprintf(
-				    err, errlen,
+				bw_err_set(
+				    err, BW_INVALID,
 				    "indexes[%u].ttl_days_key: not an integer key of 0 to %d days",
 				    i, INT32_MAX / 86400);
 				bson_append_document_end(&arr, &doc);
@@ -140,7 +139,7 @@ build_create(const bson_t *spec, bson_t *cmd, const char **coll, struct ttl_want
 		}
 		bson_append_document_end(&arr, &doc);
 		if (name == NULL) {
-			snprintf(err, errlen, "indexes[%u].name must be a string", i);
+			bw_err_set(err, BW_INVALID, "indexes[%u].name must be a string", i);
 			goto fail;
 		}
 		if (*nttl > 0 && wants[*nttl - 1].name == NULL)
@@ -154,13 +153,12 @@ fail:
 }
 
 static enum bw_rc
-set_ttl(const char *coll, const struct ttl_want *w, int timeout_ms, char *err, size_t errlen)
+set_ttl(const char *coll, const struct ttl_want *w, int timeout_ms, struct bw_err *err)
 {
 	bson_t *cmd = BCON_NEW("collMod", BCON_UTF8(coll), "index", "{", "name", BCON_UTF8(w->name),
 	                       "expireAfterSeconds", BCON_INT32(w->seconds), "}");
 	bson_t reply;
-	int code;
-	enum bw_rc rc = bw_mongo_command(cmd, &reply, timeout_ms, &code, err, errlen);
+	enum bw_rc rc = bw_mongo_command(cmd, &reply, timeout_ms, err);
 
 	bson_destroy(cmd);
 	bson_destroy(&reply);
@@ -168,8 +166,8 @@ set_ttl(const char *coll, const struct ttl_want *w, int timeout_ms, char *err, s
 }
 
 enum bw_rc
-bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *changed, char *err,
-                        size_t errlen)
+bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *changed,
+                        struct bw_err *err)
 {
 	bson_t doc = BSON_INITIALIZER, cmd = BSON_INITIALIZER, reply = BSON_INITIALIZER;
 	struct ttl_want wants[16];
@@ -177,27 +175,27 @@ bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *chang
 	size_t nttl = 0;
 	bson_error_t e;
 	bson_iter_t it;
-	int code = 0;
 	enum bw_rc rc = BW_INVALID;
 	int64_t ttl, before = 0, after = 0;
 
 	*changed = 0;
+	bw_err_clear(err);
 	if (!bson_init_from_json(&doc, spec, (ssize_t)len, &e)) {
-		snprintf(err, errlen, "not JSON: %s", e.message);
+		bw_err_set(err, BW_INVALID, "not JSON: %s", e.message);
 		goto done;
 	}
-	if (build_create(&doc, &cmd, &coll, wants, 16, &nttl, err, errlen) < 0)
+	if (build_create(&doc, &cmd, &coll, wants, 16, &nttl, err) < 0)
 		goto done;
 	bson_destroy(&reply);
-	rc = bw_mongo_command(&cmd, &reply, timeout_ms, &code, err, errlen);
+	rc = bw_mongo_command(&cmd, &reply, timeout_ms, err);
 	/* IndexOptionsConflict / IndexKeySpecsConflict: an index of that name
 	 * exists with another TTL; change it in place, then try again. */
-	if (rc != BW_OK && (code == 85 || code == 86)) {
+	if (rc != BW_OK && (strcmp(err->code, "85") == 0 || strcmp(err->code, "86") == 0)) {
 		for (size_t i = 0; i < nttl; i++)
-			if (set_ttl(coll, &wants[i], timeout_ms, err, errlen) == BW_OK)
+			if (set_ttl(coll, &wants[i], timeout_ms, err) == BW_OK)
 				(*changed)++;
 		bson_destroy(&reply);
-		rc = bw_mongo_command(&cmd, &reply, timeout_ms, &code, err, errlen);
+		rc = bw_mongo_command(&cmd, &reply, timeout_ms, err);
 	}
 	if (rc != BW_OK)
 		goto done;
@@ -209,20 +207,20 @@ bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *chang
 		*changed += (int)(after - before);
 	/* Some servers (jongodb) accept a changed TTL silently: check it. */
 	for (size_t i = 0; i < nttl; i++) {
-		rc = index_ttl(coll, wants[i].name, timeout_ms, &ttl, err, errlen);
+		rc = index_ttl(coll, wants[i].name, timeout_ms, &ttl, err);
 		if (rc == BW_OK && ttl != wants[i].seconds) {
-			rc = set_ttl(coll, &wants[i], timeout_ms, err, errlen);
+			rc = set_ttl(coll, &wants[i], timeout_ms, err);
 			if (rc == BW_OK)
-				rc = index_ttl(coll, wants[i].name, timeout_ms, &ttl, err, errlen);
+				rc = index_ttl(coll, wants[i].name, timeout_ms, &ttl, err);
 			if (rc == BW_OK && ttl != wants[i].seconds) {
-				snprintf(err, errlen,
-				         "index %s.%s keeps expireAfterSeconds %lld instead of %d",
-				         coll, wants[i].name, (long long)ttl, wants[i].seconds);
-				rc = BW_INVALID;
+				rc = bw_err_set(
+				    err, BW_INVALID,
+				    "index %s.%s keeps expireAfterSeconds %lld instead of %d", coll,
+				    wants[i].name, (long long)ttl, wants[i].seconds);
 			} else if (rc != BW_OK) {
-				size_t l = strlen(err);
-				snprintf(err + l, errlen - l, " (changing the TTL of %s.%s)", coll,
-				         wants[i].name);
+				size_t l = strlen(err->message);
+				snprintf(err->message + l, sizeof(err->message) - l,
+				         " (changing the TTL of %s.%s)", coll, wants[i].name);
 			}
 			if (rc == BW_OK)
 				(*changed)++;

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "core/err.h"
 #include "core/rc.h"
 
 struct bw_config;
@@ -22,11 +23,12 @@ void bw_mongo_index_open(const struct bw_config *cfg);
  * becomes expireAfterSeconds. createIndexes (a no-op for indexes that
  * exist), then listIndexes to check each TTL, and collMod where one
  * differs. Each server call is bounded by timeout_ms. Sets *changed to the
- * number of indexes created or changed. BW_OK; BW_ERR or BW_REFUSED when
- * MongoDB is unavailable; BW_INVALID for a bad spec or an index the server
- * refuses or does not apply (err filled). */
+ * number of indexes created or changed. BW_OK, or with err filled
+ * (core/err.h): BW_ERR or BW_REFUSED when MongoDB is unavailable;
+ * BW_INVALID for a bad spec or an index the server refuses or does not
+ * apply. */
 enum bw_rc bw_mongo_ensure_indexes(const char *spec, size_t len, int timeout_ms, int *changed,
-                                   char *err, size_t errlen);
+                                   struct bw_err *err);
 
 /* Closes the adapter (mongoc_cleanup): MongoDB cannot be used again in
  * this process. */

@@ -41,16 +41,16 @@ static struct {
 	int nprepared;
 } pg;
 
-/* First line of a libpq message, prefixed; libpq ends its messages with a
- * newline and may add hint lines. */
+/* Fills err (BW_ERR) with the first line of a libpq message, prefixed;
+ * libpq ends its messages with a newline and may add hint lines. */
 static void
-set_err(char *err, size_t errlen, const char *prefix, const char *msg)
+set_err(struct bw_err *err, const char *prefix, const char *msg)
 {
 	size_t n = strcspn(msg, "\n");
 
 	while (n > 0 && (msg[n - 1] == ' ' || msg[n - 1] == '\r'))
 		n--;
-	snprintf(err, errlen, "%s%.*s", prefix, (int)n, msg);
+	bw_err_set(err, BW_ERR, "%s%.*s", prefix, (int)n, msg);
 }
 
 /* Waits for events on fd until deadline_ms. Returns 1 when ready (errors
@@ -107,7 +107,7 @@ pg_forget_foreign(void)
 }
 
 static int
-pg_connect(int64_t deadline_ms, char *err, size_t errlen)
+pg_connect(int64_t deadline_ms, struct bw_err *err)
 {
 	const struct bw_config *cfg = pg.cfg;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
@@ -140,33 +140,33 @@ pg_connect(int64_t deadline_ms, char *err, size_t errlen)
 
 	c = PQconnectStartParams(keys, values, 1);
 	if (c == NULL) {
-		snprintf(err, errlen, "connect: out of memory");
+		bw_err_set(err, BW_ERR, "connect: out of memory");
 		goto fail;
 	}
 	if (PQstatus(c) == CONNECTION_BAD) {
-		set_err(err, errlen, "connect: ", PQerrorMessage(c));
+		set_err(err, "connect: ", PQerrorMessage(c));
 		goto fail;
 	}
 	/* The socket can change between polls (several hosts, SSL retry). */
 	while (st != PGRES_POLLING_OK) {
 		if (st == PGRES_POLLING_FAILED) {
-			set_err(err, errlen, "connect: ", PQerrorMessage(c));
+			set_err(err, "connect: ", PQerrorMessage(c));
 			goto fail;
 		}
 		int w = wait_fd(PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
 		                deadline_ms);
 		if (w == 0) {
-			snprintf(err, errlen, "connect: timed out");
+			bw_err_set(err, BW_ERR, "connect: timed out");
 			goto fail;
 		}
 		if (w < 0) {
-			snprintf(err, errlen, "connect: poll: %s", strerror(errno));
+			bw_err_set(err, BW_ERR, "connect: poll: %s", strerror(errno));
 			goto fail;
 		}
 		st = PQconnectPoll(c);
 	}
 	if (PQsetnonblocking(c, 1) != 0) {
-		set_err(err, errlen, "connect: ", PQerrorMessage(c));
+		set_err(err, "connect: ", PQerrorMessage(c));
 		goto fail;
 	}
 	pg.conn = c;
@@ -181,10 +181,10 @@ fail:
 
 /* Sends what PQsend* queued and collects its results until deadline_ms.
  * Returns the last result, or the first error result (caller PQclears it),
- * or NULL with err set when the connection failed or the deadline passed
+ * or NULL with err filled when the connection failed or the deadline passed
  * (*timed_out). */
 static PGresult *
-pg_collect(PGconn *c, int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
+pg_collect(PGconn *c, int64_t deadline_ms, bool *timed_out, struct bw_err *err)
 {
 	PGresult *res = NULL, *r;
 	int w = 1, f;
@@ -225,11 +225,11 @@ pg_collect(PGconn *c, int64_t deadline_ms, bool *timed_out, char *err, size_t er
 fail:
 	if (w == 0) {
 		*timed_out = true;
-		snprintf(err, errlen, "query: timed out");
+		bw_err_set(err, BW_ERR, "query: timed out");
 	} else if (w < 0) {
-		snprintf(err, errlen, "query: poll: %s", strerror(errno));
+		bw_err_set(err, BW_ERR, "query: poll: %s", strerror(errno));
 	} else {
-		set_err(err, errlen, "query: ", PQerrorMessage(c));
+		set_err(err, "query: ", PQerrorMessage(c));
 	}
 	PQclear(res);
 	return NULL;
@@ -254,20 +254,20 @@ is_prepared(const char *name)
 
 /* Prepares name on c and remembers it. Returns NULL when it is ready,
  * else what pg_collect returned for the Parse (an error result, or NULL
- * with err set). */
+ * with err filled). */
 static PGresult *
 pg_prepare(PGconn *c, const char *name, const char *sql, int nparams, int64_t deadline_ms,
-           bool *timed_out, char *err, size_t errlen, bool *failed)
+           bool *timed_out, struct bw_err *err, bool *failed)
 {
 	PGresult *res;
 
 	*failed = false;
 	if (!PQsendPrepare(c, name, sql, nparams, NULL)) {
-		set_err(err, errlen, "query: ", PQerrorMessage(c));
+		set_err(err, "query: ", PQerrorMessage(c));
 		*failed = true;
 		return NULL;
 	}
-	res = pg_collect(c, deadline_ms, timed_out, err, errlen);
+	res = pg_collect(c, deadline_ms, timed_out, err);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		*failed = true;
 		return res;
@@ -281,7 +281,7 @@ pg_prepare(PGconn *c, const char *name, const char *sql, int nparams, int64_t de
  * see pg_collect. */
 static PGresult *
 pg_run_params(PGconn *c, const char *name, const char *sql, int nparams, const char *const *params,
-              int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
+              int64_t deadline_ms, bool *timed_out, struct bw_err *err)
 {
 	int sent;
 
@@ -292,8 +292,8 @@ pg_run_params(PGconn *c, const char *name, const char *sql, int nparams, const c
 		if (pg.nprepared == PREPARED_MAX)
 			name = NULL; /* no room to remember it: run it unprepared */
 		else
-			res = pg_prepare(c, name, sql, nparams, deadline_ms, timed_out, err, errlen,
-			                 &failed);
+			res =
+			    pg_prepare(c, name, sql, nparams, deadline_ms, timed_out, err, &failed);
 		if (failed)
 			return res;
 	}
@@ -305,16 +305,16 @@ pg_run_params(PGconn *c, const char *name, const char *sql, int nparams, const c
 		sent = PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
 	}
 	if (!sent) {
-		set_err(err, errlen, "query: ", PQerrorMessage(c));
+		set_err(err, "query: ", PQerrorMessage(c));
 		return NULL;
 	}
-	return pg_collect(c, deadline_ms, timed_out, err, errlen);
+	return pg_collect(c, deadline_ms, timed_out, err);
 }
 
 static PGresult *
-pg_run(PGconn *c, const char *sql, int64_t deadline_ms, bool *timed_out, char *err, size_t errlen)
+pg_run(PGconn *c, const char *sql, int64_t deadline_ms, bool *timed_out, struct bw_err *err)
 {
-	return pg_run_params(c, NULL, sql, 0, NULL, deadline_ms, timed_out, err, errlen);
+	return pg_run_params(c, NULL, sql, 0, NULL, deadline_ms, timed_out, err);
 }
 
 void
@@ -335,7 +335,7 @@ bw_pg_close(void)
 
 /* bw_pg_ops' ping: one SELECT 1, connecting first if needed. */
 static enum bw_rc
-ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
+ping_once(void *arg, int64_t deadline, struct bw_err *err)
 {
 	PGresult *res;
 	bool reused, timed_out;
@@ -345,16 +345,16 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 	reused = pg.conn != NULL;
 	if (!reused) {
 		int64_t cdl = bw_now_ms() + pg.cfg->connect_timeout_ms;
-		if (pg_connect(cdl < deadline ? cdl : deadline, err, errlen) < 0)
+		if (pg_connect(cdl < deadline ? cdl : deadline, err) < 0)
 			return BW_ERR;
 	}
-	res = pg_run(pg.conn, "SELECT 1", deadline, &timed_out, err, errlen);
+	res = pg_run(pg.conn, "SELECT 1", deadline, &timed_out, err);
 	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
 		PQclear(res);
 		return BW_OK;
 	}
 	if (res != NULL)
-		set_err(err, errlen, "query: ", PQresultErrorMessage(res));
+		set_err(err, "query: ", PQresultErrorMessage(res));
 	PQclear(res);
 	/* A timed-out query leaves the connection busy; a bad one is dead.
 	 * No PQcancel: in libpq 15 it connects and waits for EOF without
@@ -363,7 +363,8 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 	if (!timed_out && PQstatus(pg.conn) == CONNECTION_OK)
 		return BW_ERR;
 	pg_drop();
-	return reused && !timed_out ? BW_RETRY : BW_ERR;
+	err->rc = reused && !timed_out ? BW_RETRY : BW_ERR;
+	return err->rc;
 }
 
 static void
@@ -375,35 +376,32 @@ clear_result(void *p)
 enum bw_rc
 bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
                      const char *const *params, int timeout_ms, struct bw_pg_result *out,
-                     struct bw_pg_error *err)
+                     struct bw_err *err)
 {
 	int64_t now = bw_now_ms();
 	PGresult *res = NULL;
 	bool reused, timed_out, replanned = false;
-	char msg[256];
 
 	memset(out, 0, sizeof(*out));
-	memset(err, 0, sizeof(*err));
+	bw_err_clear(err);
 	if (timeout_ms <= 0)
 		timeout_ms = pg.cfg->pg_statement_timeout_ms + pg.cfg->connect_timeout_ms;
 	int64_t deadline = now + timeout_ms;
 	if (!bw_breaker_allow(&pg.breaker, now)) {
-		err->kind = BW_PG_ERR_REFUSED;
+		bw_err_set(err, BW_REFUSED, "postgres unavailable (breaker open)");
 		err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, now);
-		snprintf(err->message, sizeof(err->message), "postgres unavailable (breaker open)");
-		return BW_ERR;
+		return BW_REFUSED;
 	}
 	pg_forget_foreign();
 	for (;;) {
 		reused = pg.conn != NULL;
 		if (!reused) {
 			int64_t cdl = now + pg.cfg->connect_timeout_ms;
-			if (pg_connect(cdl < deadline ? cdl : deadline, msg, sizeof(msg)) < 0)
+			if (pg_connect(cdl < deadline ? cdl : deadline, err) < 0)
 				goto conn_fail;
 		}
 		bool in_tx = PQtransactionStatus(pg.conn) != PQTRANS_IDLE;
-		res = pg_run_params(pg.conn, name, sql, nparams, params, deadline, &timed_out, msg,
-		                    sizeof(msg));
+		res = pg_run_params(pg.conn, name, sql, nparams, params, deadline, &timed_out, err);
 		/* A migration that changed what a prepared statement returns:
 		 * "cached plan must not change result type". Prepare it afresh
 		 * on a new connection, once. */
@@ -425,18 +423,20 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 		if (!reused || in_tx || timed_out || pg.no_reconnect || now >= deadline)
 			goto conn_fail;
 	}
+	/* A stale connection's failure, replaced since, is no error of this call. */
+	bw_err_clear(err);
 	bw_breaker_note(&pg.breaker, bw_pg_ops.name, NULL);
 	if (a != NULL)
 		bw_arena_defer(a, clear_result, res);
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		const char *state = sqlstate_of(res);
-		err->kind = BW_PG_ERR_SQL;
-		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state[0] ? state : "XX000");
-		set_err(err->message, sizeof(err->message), "", PQresultErrorMessage(res));
+		set_err(err, "", PQresultErrorMessage(res));
+		err->rc = BW_INVALID;
+		snprintf(err->code, sizeof(err->code), "%s", state[0] ? state : "XX000");
 		if (a == NULL)
 			PQclear(res);
-		return BW_ERR;
+		return BW_INVALID;
 	}
 	out->nrows = PQntuples(res);
 	out->ncols = PQnfields(res);
@@ -450,16 +450,15 @@ bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int 
 	out->res = res;
 	return BW_OK;
 conn_fail:
-	bw_breaker_note(&pg.breaker, bw_pg_ops.name, msg);
-	err->kind = BW_PG_ERR_CONN;
+	bw_breaker_note(&pg.breaker, bw_pg_ops.name, err->message);
+	err->rc = BW_ERR;
 	err->retry_after_ms = bw_breaker_retry_after_ms(&pg.breaker, bw_now_ms());
-	snprintf(err->message, sizeof(err->message), "%s", msg);
 	return BW_ERR;
 }
 
 enum bw_rc
 bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
-            int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err)
+            int timeout_ms, struct bw_pg_result *out, struct bw_err *err)
 {
 	return bw_pg_query_prepared(a, NULL, sql, nparams, params, timeout_ms, out, err);
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
 #include "core/rc.h"
 #include "store/breaker.h"
 
@@ -31,35 +32,25 @@ struct bw_pg_result {
 	char cmd_tuples[24]; /* rows affected by INSERT/UPDATE/DELETE */
 };
 
-enum bw_pg_err_kind {
-	BW_PG_ERR_SQL = 1, /* the server answered with an error: see sqlstate */
-	BW_PG_ERR_CONN,    /* the connection failed or the call timed out */
-	BW_PG_ERR_REFUSED, /* breaker open: nothing was sent */
-};
-
-struct bw_pg_error {
-	enum bw_pg_err_kind kind;
-	char sqlstate[6];
-	char message[256];
-	int64_t retry_after_ms; /* for REFUSED / CONN: when to try again */
-};
-
 /* Runs sql with text parameters ($1 …). With nparams == 0 the simple
  * protocol is used, so sql may hold several statements (migrations).
  * timeout_ms bounds the whole call (connect included); 0 = statement
- * timeout + connect timeout. Returns BW_OK, or BW_ERR with err filled (its
- * kind says whether the server refused the statement, the connection failed
- * or the breaker refused the call). A stale kept connection outside a
- * transaction is replaced and the call retried once. */
+ * timeout + connect timeout. Returns BW_OK, or with err filled (core/err.h):
+ * BW_INVALID when the server refused the statement (err->code is its
+ * SQLSTATE, "XX000" when it sent none), BW_ERR when the connection failed
+ * or the call timed out, BW_REFUSED when the open breaker refused the call
+ * (nothing was sent); err->retry_after_ms is set for the last two. A stale
+ * kept connection outside a transaction is replaced and the call retried
+ * once. */
 enum bw_rc bw_pg_query(struct bw_arena *a, const char *sql, int nparams, const char *const *params,
-                       int timeout_ms, struct bw_pg_result *out, struct bw_pg_error *err);
+                       int timeout_ms, struct bw_pg_result *out, struct bw_err *err);
 /* The same for one statement with parameters, prepared under name (a
  * static string) the first time this connection runs it: the server parses
  * and plans it once per connection instead of on every call. A NULL name
  * is bw_pg_query. */
 enum bw_rc bw_pg_query_prepared(struct bw_arena *a, const char *name, const char *sql, int nparams,
                                 const char *const *params, int timeout_ms, struct bw_pg_result *out,
-                                struct bw_pg_error *err);
+                                struct bw_err *err);
 /* Value of row/col, or NULL for SQL NULL or out of range. */
 const char *bw_pg_get(const struct bw_pg_result *r, int row, int col);
 /* True while the connection is inside a transaction block. */
@@ -69,7 +60,7 @@ void bw_pg_reset(void);
 /* Commands other than serve (migrate, tenant, key) connect with this
  * conninfo instead of cfg->postgres. Call before the first query. */
 void bw_pg_use_conninfo(const char *conninfo);
-/* With on, a kept connection that fails is reported (BW_PG_ERR_CONN), never
+/* With on, a kept connection that fails is reported (BW_ERR), never
  * replaced within the call: the caller holds session state (migrate's
  * advisory lock) that a new connection would not have. */
 void bw_pg_keep_session(bool on);

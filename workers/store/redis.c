@@ -82,7 +82,7 @@ link_forget_foreign(struct redis_link *l)
 
 /* Splits "host:port" or "[v6addr]:port"; no port means 6379. */
 static int
-parse_addr(const char *addr, char *host, size_t hostlen, int *port, char *err, size_t errlen)
+parse_addr(const char *addr, char *host, size_t hostlen, int *port, struct bw_err *err)
 {
 	const char *colon, *h = addr;
 	size_t n;
@@ -115,47 +115,47 @@ parse_addr(const char *addr, char *host, size_t hostlen, int *port, char *err, s
 	*port = (int)p;
 	return 0;
 fail:
-	snprintf(err, errlen, "bad address \"%s\" (want host:port or /unix/path)", addr);
+	bw_err_set(err, BW_ERR, "bad address \"%s\" (want host:port or /unix/path)", addr);
 	return -1;
 }
 
 static int
-link_connect(struct redis_link *l, int64_t timeout_ms, char *err, size_t errlen)
+link_connect(struct redis_link *l, int64_t timeout_ms, struct bw_err *err)
 {
 	redisContext *c = NULL;
 	char host[256];
 	int port;
 
 	if (l->addr == NULL || l->addr[0] == '\0') {
-		snprintf(err, errlen, "no address configured");
+		bw_err_set(err, BW_ERR, "no address configured");
 		goto fail;
 	}
 	if (l->addr[0] == '/') {
 		c = redisConnectUnixWithTimeout(l->addr, ms_to_tv(timeout_ms));
 	} else {
-		if (parse_addr(l->addr, host, sizeof(host), &port, err, errlen) < 0)
+		if (parse_addr(l->addr, host, sizeof(host), &port, err) < 0)
 			goto fail;
 		c = redisConnectWithTimeout(host, port, ms_to_tv(timeout_ms));
 	}
 	if (c == NULL) {
-		snprintf(err, errlen, "connect: out of memory");
+		bw_err_set(err, BW_ERR, "connect: out of memory");
 		goto fail;
 	}
 	if (c->err != 0) {
-		snprintf(err, errlen, "connect %s: %s", l->addr, c->errstr);
+		bw_err_set(err, BW_ERR, "connect %s: %s", l->addr, c->errstr);
 		goto fail;
 	}
 	/* hiredis 0.14 forgets the timeout on reconnect: every context we
 	 * open gets the command timeout here, before its first use. */
 	if (redisSetTimeout(c, ms_to_tv(rd.cfg->redis_timeout_ms)) != REDIS_OK) {
-		snprintf(err, errlen, "set timeout: %s", c->errstr);
+		bw_err_set(err, BW_ERR, "set timeout: %s", c->errstr);
 		goto fail;
 	}
 	/* Our library, not whatever an older bulwark left in Redis: loaded on
 	 * every connect (cheap, atomic), and again on "Function not found". */
 	redisReply *lr = redisCommand(c, "FUNCTION LOAD REPLACE %s", bw_lua_library);
 	if (lr == NULL) {
-		snprintf(err, errlen, "FUNCTION LOAD: %s", c->errstr);
+		bw_err_set(err, BW_ERR, "FUNCTION LOAD: %s", c->errstr);
 		goto fail;
 	}
 	if (lr->type == REDIS_REPLY_ERROR)
@@ -174,7 +174,7 @@ fail:
  * arg, connecting first if needed; the command is bounded by
  * min(redis_timeout_ms, what is left). */
 static enum bw_rc
-ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
+ping_once(void *arg, int64_t deadline, struct bw_err *err)
 {
 	struct redis_link *l = arg;
 	redisReply *reply;
@@ -190,7 +190,7 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 		now = bw_now_ms();
 		if (ct > deadline - now)
 			ct = deadline - now;
-		if (link_connect(l, ct, err, errlen) < 0)
+		if (link_connect(l, ct, err) < 0)
 			return BW_ERR;
 	}
 	now = bw_now_ms();
@@ -198,7 +198,7 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 	if (cmd_ms > deadline - now)
 		cmd_ms = (int)(deadline - now);
 	if (redisSetTimeout(l->ctx, ms_to_tv(cmd_ms)) != REDIS_OK) {
-		snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
+		bw_err_set(err, BW_ERR, "set timeout: %s", l->ctx->errstr);
 		link_drop(l);
 		return BW_ERR;
 	}
@@ -210,21 +210,22 @@ ping_once(void *arg, int64_t deadline, char *err, size_t errlen)
 		timed_out =
 		    l->ctx->err == REDIS_ERR_IO && (saved == EAGAIN || saved == EWOULDBLOCK);
 		if (timed_out)
-			snprintf(err, errlen, "PING: timed out after %d ms", cmd_ms);
+			bw_err_set(err, BW_ERR, "PING: timed out after %d ms", cmd_ms);
 		else
-			snprintf(err, errlen, "PING: %s", l->ctx->errstr);
+			bw_err_set(err, BW_ERR, "PING: %s", l->ctx->errstr);
 		link_drop(l);
-		return reused && !timed_out ? BW_RETRY : BW_ERR;
+		err->rc = reused && !timed_out ? BW_RETRY : BW_ERR;
+		return err->rc;
 	}
 	/* Back to the command timeout for whatever uses the context next. */
 	if (redisSetTimeout(l->ctx, ms_to_tv(rd.cfg->redis_timeout_ms)) != REDIS_OK) {
-		snprintf(err, errlen, "set timeout: %s", l->ctx->errstr);
+		bw_err_set(err, BW_ERR, "set timeout: %s", l->ctx->errstr);
 		link_drop(l);
 	} else if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
 		/* An error reply (LOADING, NOAUTH…) on a healthy socket: down,
 		 * but the connection stays. */
-		snprintf(err, errlen, "PING: %s",
-		         reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		bw_err_set(err, BW_ERR, "PING: %s",
+		           reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 	} else {
 		rc = BW_OK;
 	}
@@ -277,7 +278,7 @@ copy_reply(struct bw_arena *a, const redisReply *r)
 /* One command on l with the link's command timeout. NULL on an I/O failure
  * (err filled, context dropped). */
 static redisReply *
-link_command(struct redis_link *l, int argc, const char **argv, char *err, size_t errlen)
+link_command(struct redis_link *l, int argc, const char **argv, struct bw_err *err)
 {
 	redisReply *r = redisCommandArgv(l->ctx, argc, argv, NULL);
 	int saved = errno;
@@ -285,10 +286,10 @@ link_command(struct redis_link *l, int argc, const char **argv, char *err, size_
 	if (r != NULL)
 		return r;
 	if (l->ctx->err == REDIS_ERR_IO && (saved == EAGAIN || saved == EWOULDBLOCK))
-		snprintf(err, errlen, "%s: timed out after %d ms", argv[0],
-		         rd.cfg->redis_timeout_ms);
+		bw_err_set(err, BW_ERR, "%s: timed out after %d ms", argv[0],
+		           rd.cfg->redis_timeout_ms);
 	else
-		snprintf(err, errlen, "%s: %s", argv[0], l->ctx->errstr);
+		bw_err_set(err, BW_ERR, "%s: %s", argv[0], l->ctx->errstr);
 	link_drop(l);
 	return NULL;
 }
@@ -302,7 +303,7 @@ function_missing(const redisReply *r)
 enum bw_rc
 bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
                const char *const *keys, int nargs, const char *const *args,
-               struct bw_redis_reply **out, char *err, size_t errlen)
+               struct bw_redis_reply **out, struct bw_err *err)
 {
 	struct redis_link *l = link_of(dep);
 	int64_t now = bw_now_ms();
@@ -311,13 +312,12 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 	redisReply *r = NULL;
 
 	*out = NULL;
-	err[0] = '\0';
-	if (rd.cfg == NULL || l == NULL || nkeys > BW_REDIS_MAX_KEYS || nargs > BW_REDIS_MAX_ARGS) {
-		snprintf(err, errlen, "%s: too many keys or arguments", fn);
-		return BW_ERR;
-	}
+	bw_err_clear(err);
+	if (rd.cfg == NULL || l == NULL || nkeys > BW_REDIS_MAX_KEYS || nargs > BW_REDIS_MAX_ARGS)
+		return bw_err_set(err, BW_ERR, "%s: too many keys or arguments", fn);
 	if (!bw_breaker_allow(&l->breaker, now)) {
-		snprintf(err, errlen, "breaker open");
+		bw_err_set(err, BW_REFUSED, "breaker open");
+		err->retry_after_ms = bw_breaker_retry_after_ms(&l->breaker, now);
 		return BW_REFUSED;
 	}
 	link_forget_foreign(l);
@@ -334,10 +334,10 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 	for (int attempt = 0; attempt < 2; attempt++) {
 		bool reused = l->ctx != NULL;
 		if (!reused) {
-			if (link_connect(l, rd.cfg->connect_timeout_ms, err, errlen) < 0)
+			if (link_connect(l, rd.cfg->connect_timeout_ms, err) < 0)
 				goto fail;
 		}
-		r = link_command(l, argc, argv, err, errlen);
+		r = link_command(l, argc, argv, err);
 		if (r == NULL) {
 			/* A kept connection may be stale after a server restart. */
 			if (reused && attempt == 0)
@@ -349,31 +349,32 @@ bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
 		freeReplyObject(r);
 		r = NULL;
 		const char *load[] = {"FUNCTION", "LOAD", "REPLACE", bw_lua_library};
-		redisReply *lr = link_command(l, 4, load, err, errlen);
+		redisReply *lr = link_command(l, 4, load, err);
 		if (lr == NULL)
 			goto fail;
 		bool failed = lr->type == REDIS_REPLY_ERROR;
 		if (failed)
-			snprintf(err, errlen, "FUNCTION LOAD: %s", lr->str);
+			bw_err_set(err, BW_ERR, "FUNCTION LOAD: %s", lr->str);
 		freeReplyObject(lr);
 		if (failed)
 			goto fail;
 		bw_info("%s: loaded the bulwark function library", l->name);
 	}
 	if (r == NULL) {
-		snprintf(err, errlen, "%s: function library could not be loaded", fn);
+		bw_err_set(err, BW_ERR, "%s: function library could not be loaded", fn);
 		goto fail;
 	}
 	*out = copy_reply(a, r);
 	freeReplyObject(r);
-	if (*out == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return BW_ERR;
-	}
+	if (*out == NULL)
+		return bw_err_set(err, BW_ERR, "out of memory");
+	/* A stale connection's failure, replaced since, is no error of this call. */
+	bw_err_clear(err);
 	bw_breaker_note(&l->breaker, l->name, NULL);
 	return BW_OK;
 fail:
-	bw_breaker_note(&l->breaker, l->name, err);
+	bw_breaker_note(&l->breaker, l->name, err->message);
+	err->retry_after_ms = bw_breaker_retry_after_ms(&l->breaker, bw_now_ms());
 	return BW_ERR;
 }
 

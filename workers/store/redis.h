@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
 #include "core/rc.h"
 #include "store/breaker.h"
 #include "store/store.h"
@@ -47,12 +48,14 @@ struct bw_arena;
 /* FCALL fn with keys and args (all NUL-terminated strings) on dep, loading
  * the embedded function library first when Redis does not have it (after a
  * restart or a FLUSHALL). Bounded by redis_timeout_ms. Returns BW_OK with
- * *out set (possibly an error reply: the server is up), BW_ERR on an I/O
- * failure or timeout (breaker told, connection dropped), BW_REFUSED when
- * the breaker is open. */
+ * *out set (possibly an error reply: the server is up, err stays clear), or
+ * with err filled (core/err.h; no code: an error reply is not a failure
+ * here): BW_ERR on an I/O failure or timeout (breaker told, connection
+ * dropped), BW_REFUSED when the breaker is open; err->retry_after_ms is the
+ * breaker's. */
 enum bw_rc bw_redis_fcall(struct bw_arena *a, enum bw_dep dep, const char *fn, int nkeys,
                           const char *const *keys, int nargs, const char *const *args,
-                          struct bw_redis_reply **out, char *err, size_t errlen);
+                          struct bw_redis_reply **out, struct bw_err *err);
 /* Milliseconds until dep's breaker lets a call through (0 when closed). */
 int64_t bw_redis_retry_after_ms(enum bw_dep dep);
 /* NULL for a dep that is not a Redis one. */

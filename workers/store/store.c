@@ -58,6 +58,7 @@ void
 bw_store_check(enum bw_dep dep, struct bw_dep_status *out)
 {
 	const struct bw_dep_ops *ops = ops_of(dep);
+	struct bw_err e;
 	enum bw_rc rc;
 	int64_t t0;
 
@@ -71,13 +72,13 @@ bw_store_check(enum bw_dep dep, struct bw_dep_status *out)
 	}
 	t0 = bw_now_us();
 	rc = bw_breaker_ping(ops->breaker, ops->name, st.cfg->ping_timeout_ms, ops->ping,
-	                     ops->ping_arg, out->error, sizeof(out->error));
+	                     ops->ping_arg, &e);
 	/* A refused call did no I/O: there is no latency to report. */
 	if (rc != BW_REFUSED)
 		out->latency_us = bw_now_us() - t0;
 	out->up = rc == BW_OK;
-	if (out->up)
-		out->error[0] = '\0';
+	/* /readyz shows the start of a long message. */
+	snprintf(out->error, sizeof(out->error), "%.*s", (int)sizeof(out->error) - 1, e.message);
 	out->breaker = ops->breaker->state;
 }
 

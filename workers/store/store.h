@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/err.h"
 #include "core/rc.h"
 
 struct bw_config;
@@ -51,7 +52,7 @@ const char *bw_breaker_state_name(enum bw_breaker_state s);
  * BW_ERR (err filled); or BW_RETRY (err filled) when a kept connection
  * failed at once and was dropped, so that one fresh connection may do
  * better. bw_breaker_ping runs it behind the dependency's breaker. */
-typedef enum bw_rc (*bw_ping_attempt_fn)(void *arg, int64_t deadline_ms, char *err, size_t errlen);
+typedef enum bw_rc (*bw_ping_attempt_fn)(void *arg, int64_t deadline_ms, struct bw_err *err);
 
 /* What a dependency's adapter gives this facade, one table per dependency
  * (the shape of sqlite's sqlite3_mutex_methods): pg.c defines bw_pg_ops,

@@ -322,24 +322,24 @@ struct script {
 };
 
 static enum bw_rc
-fake_attempt(void *arg, int64_t deadline_ms, char *err, size_t errlen)
+fake_attempt(void *arg, int64_t deadline_ms, struct bw_err *err)
 {
 	struct script *s = arg;
 
 	s->deadline[s->calls] = deadline_ms;
-	snprintf(err, errlen, "attempt %d failed", s->calls + 1);
+	bw_err_set(err, s->rc[s->calls], "attempt %d failed", s->calls + 1);
 	return s->rc[s->calls++];
 }
 
 /* Runs a ping with the script on a fresh breaker that opens at the first
- * failure; returns its code, err in err. */
+ * failure; returns its code, the error in err. */
 static enum bw_rc
-ping(struct bw_breaker *b, struct script *s, int timeout_ms, char *err, size_t errlen)
+ping(struct bw_breaker *b, struct script *s, int timeout_ms, struct bw_err *err)
 {
 	enum bw_rc rc;
 
 	capture_begin(BW_LOG_ERROR);
-	rc = bw_breaker_ping(b, "dep", timeout_ms, fake_attempt, s, err, errlen);
+	rc = bw_breaker_ping(b, "dep", timeout_ms, fake_attempt, s, err);
 	capture_end();
 	return rc;
 }
@@ -349,14 +349,17 @@ test_ping_ok(void **state)
 {
 	struct bw_breaker b;
 	struct script s = {.rc = {BW_OK}};
-	char err[64] = "stale";
+	struct bw_err err;
 	int64_t t0 = bw_now_ms();
 
 	(void)state;
 	bw_breaker_init(&b, 1, COOLDOWN, MAX_COOL);
-	assert_int_equal(ping(&b, &s, 300, err, sizeof(err)), BW_OK);
+	assert_int_equal(ping(&b, &s, 300, &err), BW_OK);
 	assert_int_equal(s.calls, 1);
 	assert_int_equal(b.state, BW_BREAKER_CLOSED);
+	/* A success leaves no message behind. */
+	assert_int_equal(err.rc, BW_OK);
+	assert_string_equal(err.message, "");
 	/* The attempt is bounded by the whole budget. */
 	assert_true(s.deadline[0] >= t0 + 300 && s.deadline[0] <= bw_now_ms() + 300);
 }
@@ -366,14 +369,17 @@ test_ping_error_not_retried(void **state)
 {
 	struct bw_breaker b;
 	struct script s = {.rc = {BW_ERR, BW_OK}};
-	char err[64];
+	struct bw_err err;
 
 	(void)state;
 	bw_breaker_init(&b, 1, COOLDOWN, MAX_COOL);
-	assert_int_equal(ping(&b, &s, 10000, err, sizeof(err)), BW_ERR);
+	assert_int_equal(ping(&b, &s, 10000, &err), BW_ERR);
 	assert_int_equal(s.calls, 1);
-	assert_string_equal(err, "attempt 1 failed");
+	assert_int_equal(err.rc, BW_ERR);
+	assert_string_equal(err.message, "attempt 1 failed");
 	assert_int_equal(b.state, BW_BREAKER_OPEN);
+	/* The breaker this failure opened says when to come back. */
+	assert_true(err.retry_after_ms > 0 && err.retry_after_ms <= COOLDOWN);
 }
 
 static void
@@ -382,18 +388,20 @@ test_ping_retried_once_on_a_stale_connection(void **state)
 	struct bw_breaker b;
 	struct script ok = {.rc = {BW_RETRY, BW_OK}};
 	struct script again = {.rc = {BW_RETRY, BW_RETRY, BW_OK}};
-	char err[64];
+	struct bw_err err;
 
 	(void)state;
 	bw_breaker_init(&b, 1, COOLDOWN, MAX_COOL);
-	assert_int_equal(ping(&b, &ok, 10000, err, sizeof(err)), BW_OK);
+	assert_int_equal(ping(&b, &ok, 10000, &err), BW_OK);
 	assert_int_equal(ok.calls, 2);
 	assert_int_equal(b.state, BW_BREAKER_CLOSED);
 	assert_int_equal(ok.deadline[1], ok.deadline[0]); /* one budget for both */
+	assert_string_equal(err.message, "");
 	/* A second stale connection is a failure, not a third attempt. */
-	assert_int_equal(ping(&b, &again, 10000, err, sizeof(err)), BW_ERR);
+	assert_int_equal(ping(&b, &again, 10000, &err), BW_ERR);
 	assert_int_equal(again.calls, 2);
-	assert_string_equal(err, "attempt 2 failed");
+	assert_int_equal(err.rc, BW_ERR); /* not the attempt's BW_RETRY */
+	assert_string_equal(err.message, "attempt 2 failed");
 	assert_int_equal(b.state, BW_BREAKER_OPEN);
 }
 
@@ -402,13 +410,13 @@ test_ping_no_retry_past_the_deadline(void **state)
 {
 	struct bw_breaker b;
 	struct script s = {.rc = {BW_RETRY, BW_OK}};
-	char err[64];
+	struct bw_err err;
 
 	(void)state;
 	bw_breaker_init(&b, 1, COOLDOWN, MAX_COOL);
-	assert_int_equal(ping(&b, &s, 0, err, sizeof(err)), BW_ERR);
+	assert_int_equal(ping(&b, &s, 0, &err), BW_ERR);
 	assert_int_equal(s.calls, 1);
-	assert_string_equal(err, "attempt 1 failed");
+	assert_string_equal(err.message, "attempt 1 failed");
 }
 
 static void
@@ -416,16 +424,18 @@ test_ping_refused_while_open(void **state)
 {
 	struct bw_breaker b;
 	struct script s = {.rc = {BW_ERR, BW_OK}};
-	char err[64];
+	struct bw_err err;
 
 	(void)state;
 	bw_breaker_init(&b, 1, COOLDOWN, MAX_COOL);
-	assert_int_equal(ping(&b, &s, 10000, err, sizeof(err)), BW_ERR);
+	assert_int_equal(ping(&b, &s, 10000, &err), BW_ERR);
 	s.calls = 0;
-	assert_int_equal(ping(&b, &s, 10000, err, sizeof(err)), BW_REFUSED);
+	assert_int_equal(ping(&b, &s, 10000, &err), BW_REFUSED);
 	assert_int_equal(s.calls, 0);
-	if (strncmp(err, "breaker open, next probe in ", 28) != 0)
-		fail_msg("err: %s", err);
+	assert_int_equal(err.rc, BW_REFUSED);
+	if (strncmp(err.message, "breaker open, next probe in ", 28) != 0)
+		fail_msg("err: %s", err.message);
+	assert_true(err.retry_after_ms > 0 && err.retry_after_ms <= COOLDOWN);
 	assert_int_equal(b.state, BW_BREAKER_OPEN);
 }
 
