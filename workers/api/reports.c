@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "api/db.h"
 #include "api/ledger.h"
+#include "api/reports.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"

@@ -13,6 +13,7 @@
 #include "api/db.h"
 #include "api/idempotency.h"
 #include "api/ledger.h"
+#include "api/reports.h"
 #include "api/transfer_sql.h"
 #include "core/arena.h"
 #include "core/buf.h"
@@ -20,6 +21,11 @@
 #include "http/body.h"
 #include "http/response.h"
 #include "http/router.h"
+
+/* The columns a transfer query selects, in render_transfer's order. */
+#define BW_TRANSFER_COLUMNS                                                                        \
+	"id::text, from_account::text, to_account::text, amount::text, currency, memo, "           \
+	"bw_rfc3339(created_at)"
 
 /* ledger_transfer's refusals, as the API answers them. */
 static const struct {
@@ -95,6 +101,28 @@ read_input(struct bw_request *req, struct transfer_input *in)
 	return true;
 }
 
+/* A transfer from the 7 columns of BW_TRANSFER_COLUMNS starting at col. */
+static void
+render_transfer_at(struct bw_buf *b, const struct bw_pg_result *r, int row, int col)
+{
+	bw_buf_puts(b, "{");
+	bw_json_kv_str(b, "id", bw_pg_get(r, row, col), true);
+	bw_json_kv_str(b, "from_account", bw_pg_get(r, row, col + 1), false);
+	bw_json_kv_str(b, "to_account", bw_pg_get(r, row, col + 2), false);
+	bw_json_key(b, "amount", false);
+	bw_ledger_put_amount(b, bw_pg_get(r, row, col + 3));
+	bw_json_kv_str(b, "currency", bw_pg_get(r, row, col + 4), false);
+	bw_json_kv_str(b, "memo", bw_pg_get(r, row, col + 5), false);
+	bw_json_kv_str(b, "created_at", bw_pg_get(r, row, col + 6), false);
+	bw_buf_puts(b, "}");
+}
+
+static void
+render_transfer(struct bw_buf *b, const struct bw_pg_result *r, int row)
+{
+	render_transfer_at(b, r, row, 0);
+}
+
 /* A refusal of ledger_transfer, as the API answers it. */
 static void
 refuse(struct bw_request *req, const char *code)
@@ -127,9 +155,9 @@ render_outcome(struct bw_request *req, const struct bw_pg_result *r)
 		return;
 	}
 	if (status != NULL && strcmp(status, "201") == 0) {
-		/* Columns 4..10 are the transfer, in bw_render_transfer's order. */
+		/* Columns 4..10 are the transfer, in render_transfer's order. */
 		struct bw_pg_result t = *r;
-		bw_render_transfer_at(&req->body_out, &t, 0, 4);
+		render_transfer_at(&req->body_out, &t, 0, 4);
 		bw_resp_json(req, 201);
 		return;
 	}
@@ -202,5 +230,5 @@ bw_api_transfer_get(struct bw_request *req)
 {
 	bw_ledger_get_one(
 	    req, "SELECT " BW_TRANSFER_COLUMNS " FROM transfers WHERE tenant_id = $1 AND id = $2",
-	    "transfer_not_found", "transfer", bw_render_transfer);
+	    "transfer_not_found", "transfer", render_transfer);
 }
