@@ -15,22 +15,44 @@
 #include "http/body.h"
 #include "http/response.h"
 
-/* The columns every account query selects, in render_account's order. */
+/* The columns every account query selects, and their indices. The key of
+ * a list page is column 0 (bw_render_list). */
 #define BW_ACCOUNT_COLUMNS                                                                         \
 	"id::text, name, currency, allow_negative, balance::text, bw_rfc3339(created_at)"
+enum account_col {
+	ACCOUNT_ID,
+	ACCOUNT_NAME,
+	ACCOUNT_CURRENCY,
+	ACCOUNT_ALLOW_NEGATIVE,
+	ACCOUNT_BALANCE,
+	ACCOUNT_CREATED_AT,
+};
+
+/* The columns of an entries page, and their indices (the key: column 0). */
+#define ENTRY_COLUMNS                                                                              \
+	"id::text, account_id::text, transfer_id::text, amount::text, balance_after::text, "       \
+	"bw_rfc3339(created_at)"
+enum entry_col {
+	ENTRY_ID,
+	ENTRY_ACCOUNT_ID,
+	ENTRY_TRANSFER_ID,
+	ENTRY_AMOUNT,
+	ENTRY_BALANCE_AFTER,
+	ENTRY_CREATED_AT,
+};
 
 static void
 render_account(struct bw_buf *b, const struct bw_pg_result *r, int row)
 {
 	bw_buf_puts(b, "{");
-	bw_json_kv_str(b, "id", bw_pg_get(r, row, 0), true);
-	bw_json_kv_str(b, "name", bw_pg_get(r, row, 1), false);
-	bw_json_kv_str(b, "currency", bw_pg_get(r, row, 2), false);
-	const char *neg = bw_pg_get(r, row, 3);
+	bw_json_kv_str(b, "id", bw_pg_get(r, row, ACCOUNT_ID), true);
+	bw_json_kv_str(b, "name", bw_pg_get(r, row, ACCOUNT_NAME), false);
+	bw_json_kv_str(b, "currency", bw_pg_get(r, row, ACCOUNT_CURRENCY), false);
+	const char *neg = bw_pg_get(r, row, ACCOUNT_ALLOW_NEGATIVE);
 	bw_json_kv_bool(b, "allow_negative", neg != NULL && neg[0] == 't', false);
 	bw_json_key(b, "balance", false);
-	bw_ledger_put_amount(b, bw_pg_get(r, row, 4));
-	bw_json_kv_str(b, "created_at", bw_pg_get(r, row, 5), false);
+	bw_ledger_put_amount(b, bw_pg_get(r, row, ACCOUNT_BALANCE));
+	bw_json_kv_str(b, "created_at", bw_pg_get(r, row, ACCOUNT_CREATED_AT), false);
 	bw_buf_puts(b, "}");
 }
 
@@ -38,14 +60,14 @@ static void
 render_entry(struct bw_buf *b, const struct bw_pg_result *r, int row)
 {
 	bw_buf_puts(b, "{");
-	bw_json_kv_str(b, "id", bw_pg_get(r, row, 0), true);
-	bw_json_kv_str(b, "account_id", bw_pg_get(r, row, 1), false);
-	bw_json_kv_str(b, "transfer_id", bw_pg_get(r, row, 2), false);
+	bw_json_kv_str(b, "id", bw_pg_get(r, row, ENTRY_ID), true);
+	bw_json_kv_str(b, "account_id", bw_pg_get(r, row, ENTRY_ACCOUNT_ID), false);
+	bw_json_kv_str(b, "transfer_id", bw_pg_get(r, row, ENTRY_TRANSFER_ID), false);
 	bw_json_key(b, "amount", false);
-	bw_ledger_put_amount(b, bw_pg_get(r, row, 3));
+	bw_ledger_put_amount(b, bw_pg_get(r, row, ENTRY_AMOUNT));
 	bw_json_key(b, "balance_after", false);
-	bw_ledger_put_amount(b, bw_pg_get(r, row, 4));
-	bw_json_kv_str(b, "created_at", bw_pg_get(r, row, 5), false);
+	bw_ledger_put_amount(b, bw_pg_get(r, row, ENTRY_BALANCE_AFTER));
+	bw_json_kv_str(b, "created_at", bw_pg_get(r, row, ENTRY_CREATED_AT), false);
 	bw_buf_puts(b, "}");
 }
 
@@ -187,8 +209,7 @@ bw_api_account_entries(struct bw_request *req)
 	}
 	if ((rc = bw_db_query(
 	         req,
-	         "SELECT id::text, account_id::text, transfer_id::text, amount::text, "
-	         "balance_after::text, bw_rfc3339(created_at) FROM entries "
+	         "SELECT " ENTRY_COLUMNS " FROM entries "
 	         "WHERE account_id = $1 AND ($2::bigint IS NULL OR entries.id < $2::bigint) "
 	         "ORDER BY entries.id DESC LIMIT $3",
 	         3, p, &r, NULL)) != BW_OK ||
