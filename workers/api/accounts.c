@@ -156,18 +156,15 @@ bw_api_account_list(struct bw_request *req)
 		return;
 	}
 	const char *p[] = {req->who.tenant_id, after, bw_arena_printf(req->arena, "%d", limit + 1)};
-	enum bw_rc rc;
-	if ((rc = bw_db_begin(req, true)) != BW_OK ||
-	    (rc = bw_db_query(
-	         req,
-	         "SELECT " BW_ACCOUNT_COLUMNS " FROM accounts WHERE tenant_id = $1 "
-	         "AND ($2::uuid IS NULL OR accounts.id > $2::uuid) ORDER BY accounts.id "
-	         "LIMIT $3",
-	         3, p, &r, NULL)) != BW_OK ||
-	    (rc = bw_db_commit(req)) != BW_OK) {
-		bw_db_settle(req, rc);
+	const struct bw_db_stmt page = {
+	    .sql = "SELECT " BW_ACCOUNT_COLUMNS " FROM accounts WHERE tenant_id = $1 "
+	           "AND ($2::uuid IS NULL OR accounts.id > $2::uuid) ORDER BY accounts.id LIMIT $3",
+	    .nparams = 3,
+	    .params = p,
+	    .res = &r,
+	};
+	if (bw_db_read(req, &page, 1) != BW_OK)
 		return;
-	}
 	bw_render_list(req, &r, limit, render_account);
 }
 
@@ -195,26 +192,23 @@ bw_api_account_entries(struct bw_request *req)
 	}
 	const char *pa[] = {req->who.tenant_id, id};
 	const char *p[] = {id, after, bw_arena_printf(req->arena, "%d", limit + 1)};
-	enum bw_rc rc;
-	if ((rc = bw_db_begin(req, true)) != BW_OK ||
-	    (rc = bw_db_query(req, "SELECT 1 FROM accounts WHERE tenant_id = $1 AND id = $2", 2, pa,
-	                      &acc, NULL)) != BW_OK) {
-		bw_db_settle(req, rc);
+	const struct bw_db_stmt read[] = {
+	    {.sql = "SELECT 1 FROM accounts WHERE tenant_id = $1 AND id = $2",
+	     .nparams = 2,
+	     .params = pa,
+	     .res = &acc,
+	     .needs_row = true},
+	    {.sql = "SELECT " ENTRY_COLUMNS " FROM entries WHERE account_id = $1 "
+	            "AND ($2::bigint IS NULL OR entries.id < $2::bigint) "
+	            "ORDER BY entries.id DESC LIMIT $3",
+	     .nparams = 3,
+	     .params = p,
+	     .res = &r},
+	};
+	if (bw_db_read(req, read, 2) != BW_OK)
 		return;
-	}
 	if (acc.nrows == 0) {
-		bw_db_rollback(req);
 		bw_resp_problem(req, 404, "account_not_found", "no account %s", id);
-		return;
-	}
-	if ((rc = bw_db_query(
-	         req,
-	         "SELECT " ENTRY_COLUMNS " FROM entries "
-	         "WHERE account_id = $1 AND ($2::bigint IS NULL OR entries.id < $2::bigint) "
-	         "ORDER BY entries.id DESC LIMIT $3",
-	         3, p, &r, NULL)) != BW_OK ||
-	    (rc = bw_db_commit(req)) != BW_OK) {
-		bw_db_settle(req, rc);
 		return;
 	}
 	bw_render_list(req, &r, limit, render_entry);

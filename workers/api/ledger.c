@@ -112,19 +112,15 @@ bw_ledger_get_one(struct bw_request *req, const char *sql, const char *code, con
 {
 	const char *id = bw_request_path_param(req, "id");
 	struct bw_pg_result r;
-	enum bw_rc rc;
 
 	if (!bw_is_uuid(id)) {
 		bw_resp_problem(req, 404, code, "no %s %s", what, id);
 		return;
 	}
 	const char *p[] = {req->who.tenant_id, id};
-	if ((rc = bw_db_begin(req, true)) != BW_OK ||
-	    (rc = bw_db_query(req, sql, 2, p, &r, NULL)) != BW_OK ||
-	    (rc = bw_db_commit(req)) != BW_OK) {
-		bw_db_settle(req, rc);
+	const struct bw_db_stmt one = {.sql = sql, .nparams = 2, .params = p, .res = &r};
+	if (bw_db_read(req, &one, 1) != BW_OK)
 		return;
-	}
 	if (r.nrows == 0) {
 		bw_resp_problem(req, 404, code, "no %s %s", what, id);
 		return;
