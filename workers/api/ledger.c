@@ -38,12 +38,7 @@ bw_ledger_put_amount(struct bw_buf *b, const char *v)
 void
 bw_invalid_field(struct bw_request *req, const char *field, const char *why)
 {
-	struct bw_buf ptr;
-
-	bw_buf_init(&ptr, req->arena);
-	bw_json_key(&ptr, "pointer", true);
-	bw_json_str(&ptr, bw_arena_printf(req->arena, "/%s", field));
-	bw_resp_problem_ex(req, 400, "invalid_field", bw_buf_cstr(&ptr), "%s: %s", field, why);
+	bw_resp_problem_member(req, 400, "invalid_field", field, "%s: %s", field, why);
 }
 
 bool

@@ -304,15 +304,14 @@ answer_invalid(struct bw_request *req, const struct bw_tel_error *e)
 		return;
 	}
 	bw_buf_init(&x, req->arena);
-	bw_json_key(&x, "pointer", true);
-	bw_json_strn(&x, e->pointer, e->pointer_len);
-	bw_json_key(&x, "index", false);
+	bw_json_key(&x, "index", true);
 	if (e->index >= 0)
 		bw_buf_printf(&x, "%ld", e->index);
 	else
 		bw_buf_puts(&x, "null");
 	bw_json_kv_int(&x, "offset", (int64_t)e->offset, false);
-	bw_resp_problem_ex(req, e->status, e->code, bw_buf_cstr(&x), "%s", e->detail);
+	bw_resp_problem_at(req, e->status, e->code, e->pointer, e->pointer_len, bw_buf_cstr(&x),
+	                   "%s", e->detail);
 }
 
 static const char *
