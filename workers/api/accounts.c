@@ -16,7 +16,7 @@
 #include "http/response.h"
 
 /* The columns every account query selects, and their indices. The key of
- * a list page is column 0 (bw_render_list). */
+ * a list page is column 0 (bw_ledger_render_list). */
 #define BW_ACCOUNT_COLUMNS                                                                         \
 	"id::text, name, currency, allow_negative, balance::text, bw_rfc3339(created_at)"
 enum account_col {
@@ -148,11 +148,10 @@ bw_api_account_list(struct bw_request *req)
 	int limit;
 	const char *after;
 
-	if (!bw_list_params(req, &limit, &after))
+	if (!bw_ledger_list_params(req, &limit, &after))
 		return;
 	if (after != NULL && !bw_is_uuid(after)) {
-		bw_resp_problem(req, 400, "invalid_parameter",
-		                "after is not a cursor of this list");
+		bw_ledger_not_a_cursor(req);
 		return;
 	}
 	const char *p[] = {req->who.tenant_id, after, bw_arena_printf(req->arena, "%d", limit + 1)};
@@ -165,7 +164,7 @@ bw_api_account_list(struct bw_request *req)
 	};
 	if (bw_db_read(req, &page, 1) != BW_OK)
 		return;
-	bw_render_list(req, &r, limit, render_account);
+	bw_ledger_render_list(req, &r, limit, render_account);
 }
 
 void
@@ -176,7 +175,7 @@ bw_api_account_entries(struct bw_request *req)
 	int limit;
 	const char *after;
 
-	if (!bw_list_params(req, &limit, &after))
+	if (!bw_ledger_list_params(req, &limit, &after))
 		return;
 	if (!bw_is_uuid(id)) {
 		bw_resp_problem(req, 404, "account_not_found", "no account %s", id);
@@ -186,8 +185,7 @@ bw_api_account_entries(struct bw_request *req)
 	size_t alen = after != NULL ? strlen(after) : 0;
 	if (after != NULL && (strspn(after, "0123456789") != alen || alen < 1 || alen > 19 ||
 	                      (alen == 19 && strcmp(after, "9223372036854775807") > 0))) {
-		bw_resp_problem(req, 400, "invalid_parameter",
-		                "after is not a cursor of this list");
+		bw_ledger_not_a_cursor(req);
 		return;
 	}
 	const char *pa[] = {req->who.tenant_id, id};
@@ -211,5 +209,5 @@ bw_api_account_entries(struct bw_request *req)
 		bw_resp_problem(req, 404, "account_not_found", "no account %s", id);
 		return;
 	}
-	bw_render_list(req, &r, limit, render_entry);
+	bw_ledger_render_list(req, &r, limit, render_entry);
 }

@@ -5,6 +5,7 @@
 
 #include "api/db.h"
 #include "api/ledger.h"
+#include "api/list.h"
 #include "core/arena.h"
 #include "core/buf.h"
 #include "http/response.h"
@@ -41,42 +42,41 @@ bw_invalid_field(struct bw_request *req, const char *field, const char *why)
 	bw_resp_problem_member(req, 400, "invalid_field", field, "%s: %s", field, why);
 }
 
-bool
-bw_list_params(struct bw_request *req, int *limit, const char **after)
+/* "c:" marks the ledger's cursors; the rest is the last row's key. */
+#define CURSOR_TAG     "c:"
+#define CURSOR_TAG_LEN 2
+
+void
+bw_ledger_not_a_cursor(struct bw_request *req)
 {
-	const char *l = bw_request_query(req, "limit");
+	bw_resp_invalid_parameter(req, "after", "is not a cursor of this list");
+}
+
+bool
+bw_ledger_list_params(struct bw_request *req, int *limit, const char **after)
+{
 	const char *a = bw_request_query(req, "after");
 
-	*limit = BW_LIST_DEFAULT;
 	*after = NULL;
-	if (l != NULL) {
-		char *end;
-		long v = strtol(l, &end, 10);
-		if (*l == '\0' || *end != '\0' || v < 1 || v > BW_LIST_MAX) {
-			bw_resp_problem(req, 400, "invalid_parameter", "limit must be 1 to %d",
-			                BW_LIST_MAX);
-			return false;
-		}
-		*limit = (int)v;
+	if (!bw_list_limit(bw_request_query(req, "limit"), limit)) {
+		bw_resp_invalid_parameter(req, "limit", "must be 1 to %d", BW_LIST_MAX);
+		return false;
 	}
-	if (a != NULL && a[0] != '\0') {
-		size_t n = strlen(a);
-		unsigned char *raw = bw_arena_alloc(req->arena, n + 1);
-		long len = n <= 200 && raw != NULL ? bw_base64url_decode(a, raw, n) : -1;
-		if (len <= 2 || raw[0] != 'c' || raw[1] != ':') {
-			bw_resp_problem(req, 400, "invalid_parameter",
-			                "after is not a cursor of this list");
-			return false;
-		}
-		raw[len] = '\0';
-		*after = (const char *)raw + 2;
+	if (a == NULL || a[0] == '\0')
+		return true; /* the first page */
+	unsigned char *raw = bw_arena_alloc(req->arena, BW_CURSOR_MAX + 1);
+	long n = raw != NULL ? bw_cursor_read(a, raw, BW_CURSOR_MAX) : -1;
+	if (n <= CURSOR_TAG_LEN || memcmp(raw, CURSOR_TAG, CURSOR_TAG_LEN) != 0) {
+		bw_ledger_not_a_cursor(req);
+		return false;
 	}
+	*after = (const char *)raw + CURSOR_TAG_LEN;
 	return true;
 }
 
 void
-bw_render_list(struct bw_request *req, const struct bw_pg_result *r, int limit,
-               void (*render)(struct bw_buf *, const struct bw_pg_result *, int))
+bw_ledger_render_list(struct bw_request *req, const struct bw_pg_result *r, int limit,
+                      void (*render)(struct bw_buf *, const struct bw_pg_result *, int))
 {
 	struct bw_buf *b = &req->body_out;
 	int n = r->nrows < limit ? r->nrows : limit;
@@ -89,11 +89,9 @@ bw_render_list(struct bw_request *req, const struct bw_pg_result *r, int limit,
 	}
 	bw_buf_puts(b, "],\"next\":");
 	if (r->nrows > limit) {
-		/* "c:" marks our cursors; the rest is the last row's key. */
-		const char *last = bw_arena_printf(req->arena, "c:%s", bw_pg_get(r, n - 1, 0));
-		bw_buf_putc(b, '"');
-		bw_base64url(b, last, strlen(last));
-		bw_buf_putc(b, '"');
+		const char *last =
+		    bw_arena_printf(req->arena, CURSOR_TAG "%s", bw_pg_get(r, n - 1, 0));
+		bw_cursor_put(b, last, strlen(last));
 	} else {
 		bw_buf_puts(b, "null");
 	}

@@ -10,9 +10,6 @@
 #include "http/request.h"
 #include "store/pg.h"
 
-#define BW_LIST_DEFAULT 100
-#define BW_LIST_MAX     1000
-
 /* A canonical UUID: 8-4-4-4-12 hex digits, either case. */
 bool bw_is_uuid(const char *s);
 /* An ISO 4217 code as the API takes it: three capital letters. */
@@ -20,13 +17,16 @@ bool bw_is_currency(const char *s);
 /* A column PostgreSQL gave as text (numeric, bigint) as a JSON number;
  * SQL NULL as null. */
 void bw_ledger_put_amount(struct bw_buf *b, const char *v);
-/* ?limit= and ?after= of a list route; false when the 400 is set. The
- * cursor is decoded to the text it wraps (NULL on the first page). */
-bool bw_list_params(struct bw_request *req, int *limit, const char **after);
+/* ?limit= and ?after= of a list page (api/list.h); false when the 400 is
+ * set. A ledger cursor wraps "c:" and the last row's key: *after is that
+ * key (NULL on the first page), for the route to check as its kind. */
+bool bw_ledger_list_params(struct bw_request *req, int *limit, const char **after);
+/* The 400 for an ?after= that is not a cursor of the list asked for. */
+void bw_ledger_not_a_cursor(struct bw_request *req);
 /* Writes {"data":[…],"next":…}: rows 0..min(n,limit)-1 through render, and
  * a cursor wrapping column 0 of the last one when there are more. */
-void bw_render_list(struct bw_request *req, const struct bw_pg_result *r, int limit,
-                    void (*render)(struct bw_buf *, const struct bw_pg_result *, int));
+void bw_ledger_render_list(struct bw_request *req, const struct bw_pg_result *r, int limit,
+                           void (*render)(struct bw_buf *, const struct bw_pg_result *, int));
 /* GET of one row by the path's {id} as the caller's tenant: 404 `code`
  * when absent (or not a uuid), else render's JSON. */
 void bw_ledger_get_one(struct bw_request *req, const char *sql, const char *code, const char *what,

@@ -149,6 +149,21 @@ bw_resp_problem_member(struct bw_request *req, int status, const char *code, con
 }
 
 void
+bw_resp_invalid_parameter(struct bw_request *req, const char *name, const char *fmt, ...)
+{
+	struct bw_buf x;
+	va_list ap;
+
+	va_start(ap, fmt);
+	char *why = bw_arena_vprintf(req->arena, fmt, ap);
+	va_end(ap);
+	bw_buf_init(&x, req->arena);
+	bw_json_kv_str(&x, "parameter", name, true);
+	bw_resp_problem_ex(req, 400, "invalid_parameter", bw_buf_cstr(&x), "%s %s", name,
+	                   why != NULL ? why : "");
+}
+
+void
 bw_resp_retry_after(struct bw_request *req, int64_t ms)
 {
 	char num[24];

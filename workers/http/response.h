@@ -31,6 +31,10 @@ void bw_resp_problem_at(struct bw_request *req, int status, const char *code, co
  * (escaped into the pointer as RFC 6901 says: "~" as ~0, "/" as ~1). */
 void bw_resp_problem_member(struct bw_request *req, int status, const char *code, const char *name,
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 400 invalid_parameter about a query parameter, named in "parameter";
+ * the detail is the name, a space, and why (printf-formatted). */
+void bw_resp_invalid_parameter(struct bw_request *req, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Retry-After for a wait of ms: whole seconds, rounded up, at least 1. */
 void bw_resp_retry_after(struct bw_request *req, int64_t ms);

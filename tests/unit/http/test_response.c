@@ -155,6 +155,22 @@ test_problem_member_escapes_the_name(void **state)
 	}
 }
 
+static void
+test_invalid_parameter_names_it(void **state)
+{
+	struct bw_request req;
+
+	new_request(&req, "r");
+	bw_resp_invalid_parameter(&req, "limit", "must be 1 to %d", 1000);
+	assert_int_equal(req.status, 400);
+	assert_string_equal(req.code, "invalid_parameter");
+	assert_string_equal(bw_buf_cstr(&req.body_out),
+	                    "{\"type\":\"https://bulwark.dev/problems/invalid-parameter\","
+	                    "\"title\":\"Bad Request\",\"status\":400,"
+	                    "\"detail\":\"limit must be 1 to 1000\",\"code\":\"invalid_parameter\","
+	                    "\"parameter\":\"limit\",\"request_id\":\"r\"}");
+}
+
 int
 main(void)
 {
@@ -169,6 +185,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_problem_at_puts_the_pointer_first, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_problem_member_escapes_the_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_parameter_names_it, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("response", tests, NULL, NULL);
 }
