@@ -457,8 +457,9 @@ def test_ledger_accounts_pagination(t):
     for q in ("limit=0", "limit=1001", "limit=-1", "limit=abc", "limit=", "limit=10x", "limit=1.5",
               "after=***", "after=bm90LWEtY3Vyc29y", f"after={cursor('c:not-a-uuid')}",
               f"after={cursor('c:12345')}", f"after={cursor('x:' + want[0])}"):
-        check_problem(t, c.req("GET", f"/v1/accounts?{q}"), 400, "invalid_parameter",
-                      f"GET /v1/accounts?{q}")
+        p = check_problem(t, c.req("GET", f"/v1/accounts?{q}"), 400, "invalid_parameter",
+                          f"GET /v1/accounts?{q}")
+        t.eq(p.get("parameter"), q.split("=")[0], f"GET /v1/accounts?{q}: the parameter named")
 
 
 def test_ledger_entries_pagination(t):
@@ -495,8 +496,9 @@ def test_ledger_entries_pagination(t):
     acc_cursor = c.req("GET", "/v1/accounts?limit=1").json()["next"]
     for q in ("limit=0", "limit=1001", "limit=x", "after=***", f"after={acc_cursor}",
               f"after={cursor('c:abc')}", f"after={cursor('c:-1')}", f"after={cursor('c:1 OR 1=1')}"):
-        check_problem(t, c.req("GET", f"/v1/accounts/{acct['id']}/entries?{q}"), 400,
-                      "invalid_parameter", f"GET entries?{q}")
+        p = check_problem(t, c.req("GET", f"/v1/accounts/{acct['id']}/entries?{q}"), 400,
+                          "invalid_parameter", f"GET entries?{q}")
+        t.eq(p.get("parameter"), q.split("=")[0], f"GET entries?{q}: the parameter named")
 
 
 def test_ledger_entries_cursor_out_of_range(t):
@@ -507,7 +509,8 @@ def test_ledger_entries_cursor_out_of_range(t):
     acct = c.create_account("acct", "USD")
     for key in ("99999999999999999999", "9223372036854775808"):
         r = c.req("GET", f"/v1/accounts/{acct['id']}/entries?after={cursor('c:' + key)}")
-        check_problem(t, r, 400, "invalid_parameter", f"entries cursor c:{key}")
+        p = check_problem(t, r, 400, "invalid_parameter", f"entries cursor c:{key}")
+        t.eq(p.get("parameter"), "after", f"entries cursor c:{key}: the parameter named")
     r = c.req("GET", f"/v1/accounts/{acct['id']}/entries?after={cursor('c:9223372036854775807')}")
     t.eq(r.status, 200, f"entries cursor c:2^63-1 ({r.text[:200]!r})")
 

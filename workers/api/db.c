@@ -117,6 +117,33 @@ bw_db_settle(struct bw_request *req, enum bw_rc rc)
 	}
 }
 
+enum bw_rc
+bw_db_read(struct bw_request *req, const struct bw_db_stmt *stmts, int n)
+{
+	enum bw_rc rc = bw_db_begin(req, true);
+	int i = 0;
+
+	for (; rc == BW_OK && i < n; i++) {
+		rc = bw_db_query(req, stmts[i].sql, stmts[i].nparams, stmts[i].params, stmts[i].res,
+		                 NULL);
+		if (rc == BW_OK && stmts[i].needs_row && stmts[i].res->nrows == 0)
+			break;
+	}
+	if (rc == BW_OK && i < n) {
+		for (int j = i + 1; j < n; j++)
+			memset(stmts[j].res, 0, sizeof(*stmts[j].res));
+		bw_db_rollback(req);
+		return BW_OK;
+	}
+	if (rc == BW_OK)
+		rc = bw_db_commit(req);
+	if (rc != BW_OK) {
+		bw_db_settle(req, rc);
+		return BW_ERR;
+	}
+	return BW_OK;
+}
+
 bool
 bw_db_backoff(struct bw_request *req, int attempt)
 {

@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "api/db.h"
 #include "api/ledger.h"
+#include "api/reports.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -77,7 +78,12 @@ compute(struct bw_request *req, const char *gen, struct bw_buf *out, struct bw_e
 	                                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
 	                                    "SELECT set_config('bulwark.tenant_id', '%s', true)",
 	                                    t);
-	if (!bw_is_uuid(t) || bw_pg_query(req->arena, begin, 0, NULL, 0, &cur, e) < 0)
+	if (!bw_is_uuid(t)) {
+		/* Our own key record gave it: not a uuid is a bug, not an outage. */
+		bw_err_set(e, BW_INVALID, "tenant id %s is not a uuid", t);
+		goto fail;
+	}
+	if (bw_pg_query(req->arena, begin, 0, NULL, 0, &cur, e) < 0)
 		goto fail;
 	if (bw_pg_query(
 	        req->arena,

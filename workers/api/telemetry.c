@@ -16,6 +16,7 @@
 #include <bson/bson.h>
 
 #include "api/api.h"
+#include "api/list.h"
 #include "api/telemetry_json.h"
 #include "api/telemetry_validate.h"
 #include "core/arena.h"
@@ -32,8 +33,6 @@
 
 #define COLLECTION     "telemetry"
 #define DEVICE_ID_MAX  128
-#define LIMIT_DEFAULT  100
-#define LIMIT_MAX      1000
 #define PAGE_MAX_BYTES (4 << 20) /* a page ends early past this much JSON */
 #define CURSOR_VERSION 1
 #define CURSOR_BYTES   21 /* version, ts (8, big-endian), ObjectId (12) */
@@ -305,15 +304,14 @@ answer_invalid(struct bw_request *req, const struct bw_tel_error *e)
 		return;
 	}
 	bw_buf_init(&x, req->arena);
-	bw_json_key(&x, "pointer", true);
-	bw_json_strn(&x, e->pointer, e->pointer_len);
-	bw_json_key(&x, "index", false);
+	bw_json_key(&x, "index", true);
 	if (e->index >= 0)
 		bw_buf_printf(&x, "%ld", e->index);
 	else
 		bw_buf_puts(&x, "null");
 	bw_json_kv_int(&x, "offset", (int64_t)e->offset, false);
-	bw_resp_problem_ex(req, e->status, e->code, bw_buf_cstr(&x), "%s", e->detail);
+	bw_resp_problem_at(req, e->status, e->code, e->pointer, e->pointer_len, bw_buf_cstr(&x),
+	                   "%s", e->detail);
 }
 
 static const char *
@@ -459,16 +457,7 @@ bw_api_telemetry_ingest(struct bw_request *req)
 
 /* ---- range queries ---- */
 
-static void
-bad_parameter(struct bw_request *req, const char *name, const char *why)
-{
-	struct bw_buf x;
-
-	bw_buf_init(&x, req->arena);
-	bw_json_kv_str(&x, "parameter", name, true);
-	bw_resp_problem_ex(req, 400, "invalid_parameter", bw_buf_cstr(&x), "%s %s", name, why);
-}
-
+/* A page's `next`: the version, ts (8 bytes, big-endian), the ObjectId. */
 static void
 put_cursor(struct bw_buf *b, int64_t ts, const bson_oid_t *id)
 {
@@ -479,20 +468,16 @@ put_cursor(struct bw_buf *b, int64_t ts, const bson_oid_t *id)
 	for (int i = 0; i < 8; i++)
 		c[1 + i] = (unsigned char)(u >> (56 - 8 * i));
 	memcpy(c + 9, id->bytes, 12);
-	bw_buf_putc(b, '"');
-	bw_base64url(b, c, sizeof(c));
-	bw_buf_putc(b, '"');
+	bw_cursor_put(b, c, sizeof(c));
 }
 
+/* The key an ?after= cursor wraps (n bytes at c, from bw_cursor_read). */
 static bool
-read_cursor(const char *s, int64_t *ts, bson_oid_t *id)
+read_cursor(const unsigned char *c, long n, int64_t *ts, bson_oid_t *id)
 {
-	unsigned char c[CURSOR_BYTES + 3];
 	uint64_t u = 0;
 
-	/* 21 bytes are exactly 28 base64url characters. */
-	if (strlen(s) != 28 || bw_base64url_decode(s, c, sizeof(c)) != CURSOR_BYTES ||
-	    c[0] != CURSOR_VERSION)
+	if (n != CURSOR_BYTES || c[0] != CURSOR_VERSION)
 		return false;
 	for (int i = 0; i < 8; i++)
 		u = (u << 8) | c[1 + i];
@@ -546,33 +531,33 @@ bw_api_telemetry_list(struct bw_request *req)
 {
 	const char *device = device_of(req);
 	const char *since = bw_request_query(req, "since"), *until = bw_request_query(req, "until");
-	const char *limit_s = bw_request_query(req, "limit"),
-	           *after = bw_request_query(req, "after");
 	int64_t since_ms = 0, until_ms = 0, after_ts = 0;
+	unsigned char cursor[CURSOR_BYTES + 1];
 	bson_oid_t after_id;
-	long limit = LIMIT_DEFAULT;
+	int limit;
 	struct bw_err err;
 
 	if (device == NULL)
 		return;
 	if (since != NULL && bw_time_parse(since, &since_ms) < 0) {
-		bad_parameter(req, "since", "must be an RFC 3339 date-time or epoch milliseconds");
+		bw_resp_invalid_parameter(req, "since",
+		                          "must be an RFC 3339 date-time or epoch milliseconds");
 		return;
 	}
 	if (until != NULL && bw_time_parse(until, &until_ms) < 0) {
-		bad_parameter(req, "until", "must be an RFC 3339 date-time or epoch milliseconds");
+		bw_resp_invalid_parameter(req, "until",
+		                          "must be an RFC 3339 date-time or epoch milliseconds");
 		return;
 	}
-	if (limit_s != NULL) {
-		size_t len = strlen(limit_s);
-		if (len == 0 || len > 4 || strspn(limit_s, "0123456789") != len ||
-		    (limit = strtol(limit_s, NULL, 10)) < 1 || limit > LIMIT_MAX) {
-			bad_parameter(req, "limit", "must be an integer from 1 to 1000");
-			return;
-		}
+	if (!bw_list_limit(bw_request_query(req, "limit"), &limit)) {
+		bw_resp_invalid_parameter(req, "limit", "must be an integer from 1 to %d",
+		                          BW_LIST_MAX);
+		return;
 	}
-	if (after != NULL && !read_cursor(after, &after_ts, &after_id)) {
-		bad_parameter(req, "after", "is not a cursor this API returned");
+	long clen = bw_cursor_read(bw_request_query(req, "after"), cursor, CURSOR_BYTES);
+	bool has_after = clen > 0;
+	if (clen < 0 || (has_after && !read_cursor(cursor, clen, &after_ts, &after_id))) {
+		bw_resp_invalid_parameter(req, "after", "is not a cursor this API returned");
 		return;
 	}
 
@@ -590,14 +575,14 @@ bw_api_telemetry_list(struct bw_request *req)
 			BSON_APPEND_DATE_TIME(&range, "$lt", until_ms);
 		bson_append_document_end(filter, &range);
 	}
-	if (after != NULL)
+	if (has_after)
 		/* Strictly after the last reading of the previous page in the
 		 * order (ts desc, _id desc): the keyset that never skips or repeats. */
 		BCON_APPEND(filter, "$or", "[", "{", "ts", "{", "$lt", BCON_DATE_TIME(after_ts),
 		            "}", "}", "{", "ts", BCON_DATE_TIME(after_ts), "_id", "{", "$lt",
 		            BCON_OID(&after_id), "}", "}", "]");
 	BCON_APPEND(opts, "sort", "{", "ts", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "limit",
-	            BCON_INT64(limit + 1));
+	            BCON_INT64((int64_t)limit + 1));
 
 	struct bw_buf *b = &req->body_out;
 	struct page pg = {.out = b, .limit = limit};
@@ -609,7 +594,7 @@ bw_api_telemetry_list(struct bw_request *req)
 		mongo_answer(req, &err);
 		return;
 	}
-	if (pg.count == 0 && after == NULL) {
+	if (pg.count == 0 && !has_after) {
 		/* An empty page: is there no such device (for this tenant)? */
 		bool any = false;
 		bson_t *f = bson_new(), *o = BCON_NEW("limit", BCON_INT64(1));

@@ -22,7 +22,7 @@ bw_api_test_sleep(struct bw_request *req)
 	long v = ms != NULL ? strtol(ms, &end, 10) : -1;
 
 	if (ms == NULL || *ms == '\0' || *end != '\0' || v < 0 || v > 600000) {
-		bw_resp_problem(req, 400, "invalid_parameter", "ms must be an integer 0..600000");
+		bw_resp_invalid_parameter(req, "ms", "must be an integer 0..600000");
 		return;
 	}
 	bw_phase_set("sleep");

@@ -13,4 +13,21 @@
 	"FROM ledger_transfer_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 #define TRANSFER_NPARAMS 11
 
+/* The columns of its one row. From TRANSFER_ID to TRANSFER_BODY: the
+ * transfer, in the order of BW_TRANSFER_COLUMNS (api/transfers.c). */
+enum transfer_sql_col {
+	TRANSFER_STATE,
+	TRANSFER_STATUS,
+	TRANSFER_CODE,
+	TRANSFER_REQUEST_ID,
+	TRANSFER_ID,
+	TRANSFER_FROM,
+	TRANSFER_TO,
+	TRANSFER_AMOUNT,
+	TRANSFER_CURRENCY,
+	TRANSFER_MEMO,
+	TRANSFER_CREATED_AT,
+	TRANSFER_BODY,
+};
+
 #endif

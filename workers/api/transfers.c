@@ -13,6 +13,7 @@
 #include "api/db.h"
 #include "api/idempotency.h"
 #include "api/ledger.h"
+#include "api/reports.h"
 #include "api/transfer_sql.h"
 #include "core/arena.h"
 #include "core/buf.h"
@@ -20,6 +21,24 @@
 #include "http/body.h"
 #include "http/response.h"
 #include "http/router.h"
+
+/* The columns a transfer query selects, and their indices. TRANSFER_SQL
+ * returns the same seven from its column TRANSFER_ID on. */
+#define BW_TRANSFER_COLUMNS                                                                        \
+	"id::text, from_account::text, to_account::text, amount::text, currency, memo, "           \
+	"bw_rfc3339(created_at)"
+enum transfer_col {
+	COL_ID,
+	COL_FROM,
+	COL_TO,
+	COL_AMOUNT,
+	COL_CURRENCY,
+	COL_MEMO,
+	COL_CREATED_AT,
+	COL_COUNT,
+};
+_Static_assert(TRANSFER_BODY - TRANSFER_ID == COL_COUNT,
+               "TRANSFER_SQL holds the transfer's columns from TRANSFER_ID to TRANSFER_BODY");
 
 /* ledger_transfer's refusals, as the API answers them. */
 static const struct {
@@ -95,6 +114,28 @@ read_input(struct bw_request *req, struct transfer_input *in)
 	return true;
 }
 
+/* A transfer from the columns of BW_TRANSFER_COLUMNS, the first at col. */
+static void
+render_transfer_at(struct bw_buf *b, const struct bw_pg_result *r, int row, int col)
+{
+	bw_buf_puts(b, "{");
+	bw_json_kv_str(b, "id", bw_pg_get(r, row, col + COL_ID), true);
+	bw_json_kv_str(b, "from_account", bw_pg_get(r, row, col + COL_FROM), false);
+	bw_json_kv_str(b, "to_account", bw_pg_get(r, row, col + COL_TO), false);
+	bw_json_key(b, "amount", false);
+	bw_ledger_put_amount(b, bw_pg_get(r, row, col + COL_AMOUNT));
+	bw_json_kv_str(b, "currency", bw_pg_get(r, row, col + COL_CURRENCY), false);
+	bw_json_kv_str(b, "memo", bw_pg_get(r, row, col + COL_MEMO), false);
+	bw_json_kv_str(b, "created_at", bw_pg_get(r, row, col + COL_CREATED_AT), false);
+	bw_buf_puts(b, "}");
+}
+
+static void
+render_transfer(struct bw_buf *b, const struct bw_pg_result *r, int row)
+{
+	render_transfer_at(b, r, row, 0);
+}
+
 /* A refusal of ledger_transfer, as the API answers it. */
 static void
 refuse(struct bw_request *req, const char *code)
@@ -116,8 +157,9 @@ refuse(struct bw_request *req, const char *code)
 static void
 render_outcome(struct bw_request *req, const struct bw_pg_result *r)
 {
-	const char *status = bw_pg_get(r, 0, 1), *code = bw_pg_get(r, 0, 2);
-	const char *body = bw_pg_get(r, 0, 11);
+	const char *status = bw_pg_get(r, 0, TRANSFER_STATUS);
+	const char *code = bw_pg_get(r, 0, TRANSFER_CODE);
+	const char *body = bw_pg_get(r, 0, TRANSFER_BODY);
 
 	if (body != NULL) {
 		bw_buf_puts(&req->body_out, body);
@@ -127,14 +169,12 @@ render_outcome(struct bw_request *req, const struct bw_pg_result *r)
 		return;
 	}
 	if (status != NULL && strcmp(status, "201") == 0) {
-		/* Columns 4..10 are the transfer, in bw_render_transfer's order. */
-		struct bw_pg_result t = *r;
-		bw_render_transfer_at(&req->body_out, &t, 0, 4);
+		render_transfer_at(&req->body_out, r, 0, TRANSFER_ID);
 		bw_resp_json(req, 201);
 		return;
 	}
 	const char *rid = req->request_id;
-	const char *stored_rid = bw_pg_get(r, 0, 3);
+	const char *stored_rid = bw_pg_get(r, 0, TRANSFER_REQUEST_ID);
 	if (stored_rid != NULL)
 		req->request_id = stored_rid;
 	refuse(req, code);
@@ -171,7 +211,7 @@ bw_api_transfer_create(struct bw_request *req)
 		enum bw_rc rc = bw_db_query_prepared(req, "transfer", TRANSFER_SQL,
 		                                     TRANSFER_NPARAMS, params, &r, NULL);
 		if (rc == BW_OK) {
-			const char *state = bw_pg_get(&r, 0, 0);
+			const char *state = bw_pg_get(&r, 0, TRANSFER_STATE);
 			if (state != NULL && strcmp(state, "new") == 0) {
 				render_outcome(req, &r);
 				if (req->status == 201)
@@ -202,5 +242,5 @@ bw_api_transfer_get(struct bw_request *req)
 {
 	bw_ledger_get_one(
 	    req, "SELECT " BW_TRANSFER_COLUMNS " FROM transfers WHERE tenant_id = $1 AND id = $2",
-	    "transfer_not_found", "transfer", bw_render_transfer);
+	    "transfer_not_found", "transfer", render_transfer);
 }

@@ -241,6 +241,22 @@ bw_json_kv_bool(struct bw_buf *b, const char *key, bool val, bool first)
 	bw_buf_puts(b, val ? "true" : "false");
 }
 
+void
+bw_json_pointer_step(struct bw_buf *b, const char *name, size_t n)
+{
+	size_t run = 0; /* start of the pending run of bytes copied as they are */
+
+	bw_buf_putc(b, '/');
+	for (size_t i = 0; i < n; i++) {
+		if (name[i] != '~' && name[i] != '/')
+			continue;
+		bw_buf_append(b, name + run, i - run);
+		bw_buf_puts(b, name[i] == '~' ? "~0" : "~1");
+		run = i + 1;
+	}
+	bw_buf_append(b, name + run, n - run);
+}
+
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 void

@@ -41,6 +41,10 @@ void bw_json_key(struct bw_buf *b, const char *key, bool first);
 void bw_json_kv_str(struct bw_buf *b, const char *key, const char *val, bool first);
 void bw_json_kv_int(struct bw_buf *b, const char *key, int64_t val, bool first);
 void bw_json_kv_bool(struct bw_buf *b, const char *key, bool val, bool first);
+/* One step of an RFC 6901 JSON pointer: "/" and the member name, "~"
+ * written ~0 and "/" written ~1 (raw; JSON-escape the whole pointer when
+ * writing it as a string). n bytes: a name may hold NUL. */
+void bw_json_pointer_step(struct bw_buf *b, const char *name, size_t n);
 
 /* base64url without padding (opaque cursors). decode returns the length,
  * or -1 on a character outside the alphabet; out must hold len*3/4+1. */

@@ -48,20 +48,10 @@ put_pointer(struct bw_buf *b, const struct frame *f)
 	if (f == NULL)
 		return;
 	put_pointer(b, f->up);
-	bw_buf_putc(b, '/');
-	if (f->key == NULL) {
-		bw_buf_printf(b, "%zu", f->idx);
-		return;
-	}
-	/* RFC 6901: "~" is written ~0 and "/" is written ~1. */
-	for (size_t j = 0; j < f->klen; j++) {
-		if (f->key[j] == '~')
-			bw_buf_puts(b, "~0");
-		else if (f->key[j] == '/')
-			bw_buf_puts(b, "~1");
-		else
-			bw_buf_putc(b, f->key[j]);
-	}
+	if (f->key == NULL)
+		bw_buf_printf(b, "/%zu", f->idx);
+	else
+		bw_json_pointer_step(b, f->key, f->klen);
 }
 
 /* Fills the error at `where`; fmt NULL keeps the detail a sink wrote. */

@@ -77,12 +77,8 @@ bw_body_parse(struct bw_request *req, const char *const *allowed)
 	 * earlier one of the same name is short. */
 	for (const struct bw_json_node *m = b->root->child; m != NULL; m = m->next) {
 		if (!allowed_key(m->name, allowed)) {
-			struct bw_buf ptr;
-			bw_buf_init(&ptr, req->arena);
-			bw_json_key(&ptr, "pointer", true);
-			bw_json_str(&ptr, bw_arena_printf(req->arena, "/%s", m->name));
-			bw_resp_problem_ex(req, 400, "unknown_field", bw_buf_cstr(&ptr),
-			                   "unknown member \"%s\"", m->name);
+			bw_resp_problem_member(req, 400, "unknown_field", m->name,
+			                       "unknown member \"%s\"", m->name);
 			return NULL;
 		}
 		if (bw_json_member(b->root, m->name) != m) {

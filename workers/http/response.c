@@ -1,6 +1,7 @@
 /* Building responses: the status reasons, extra headers, problem bodies. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/arena.h"
 #include "http/response.h"
@@ -104,6 +105,62 @@ bw_resp_problem_ex(struct bw_request *req, int status, const char *code, const c
 	va_start(ap, fmt);
 	problem(req, status, code, extra, fmt, ap);
 	va_end(ap);
+}
+
+/* "pointer":"…" and then extra, as one extra fragment. */
+static const char *
+with_pointer(struct bw_request *req, const char *pointer, size_t pointer_len, const char *extra)
+{
+	struct bw_buf x;
+
+	bw_buf_init(&x, req->arena);
+	bw_json_key(&x, "pointer", true);
+	bw_json_strn(&x, pointer, pointer_len);
+	if (extra != NULL && extra[0] != '\0') {
+		bw_buf_putc(&x, ',');
+		bw_buf_puts(&x, extra);
+	}
+	return bw_buf_cstr(&x);
+}
+
+void
+bw_resp_problem_at(struct bw_request *req, int status, const char *code, const char *pointer,
+                   size_t pointer_len, const char *extra, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	problem(req, status, code, with_pointer(req, pointer, pointer_len, extra), fmt, ap);
+	va_end(ap);
+}
+
+void
+bw_resp_problem_member(struct bw_request *req, int status, const char *code, const char *name,
+                       const char *fmt, ...)
+{
+	struct bw_buf ptr;
+	va_list ap;
+
+	bw_buf_init(&ptr, req->arena);
+	bw_json_pointer_step(&ptr, name, strlen(name));
+	va_start(ap, fmt);
+	problem(req, status, code, with_pointer(req, bw_buf_cstr(&ptr), ptr.len, NULL), fmt, ap);
+	va_end(ap);
+}
+
+void
+bw_resp_invalid_parameter(struct bw_request *req, const char *name, const char *fmt, ...)
+{
+	struct bw_buf x;
+	va_list ap;
+
+	va_start(ap, fmt);
+	char *why = bw_arena_vprintf(req->arena, fmt, ap);
+	va_end(ap);
+	bw_buf_init(&x, req->arena);
+	bw_json_kv_str(&x, "parameter", name, true);
+	bw_resp_problem_ex(req, 400, "invalid_parameter", bw_buf_cstr(&x), "%s %s", name,
+	                   why != NULL ? why : "");
 }
 
 void

@@ -1,4 +1,5 @@
-/* Unit tests of core/buf.c: the buffer, UTF-8 and the JSON writer. */
+/* Unit tests of core/buf.c: the buffer, UTF-8, the JSON writer and JSON
+ * pointer steps. */
 #include <string.h>
 
 #include "../unit.h"
@@ -77,6 +78,34 @@ test_printf_grows(void **state)
 	bw_buf_release(&b);
 }
 
+/* A literal and its length, NULs included. */
+#define LIT(s) s, sizeof(s) - 1
+
+static void
+test_pointer_step_escapes_tilde_and_slash(void **state)
+{
+	static const struct {
+		const char *name;
+		size_t len;
+		const char *want;
+		size_t want_len;
+	} cases[] = {
+	    {LIT("amount"), LIT("/amount")}, {LIT(""), LIT("/")},      {LIT("a/b"), LIT("/a~1b")},
+	    {LIT("m~n"), LIT("/m~0n")},      {LIT("~1"), LIT("/~01")}, {LIT("/~/"), LIT("/~1~0~1")},
+	    {LIT("a\0~"), LIT("/a\0~0")},
+	};
+	struct bw_buf b;
+
+	bw_buf_init(&b, NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bw_buf_reset(&b);
+		bw_json_pointer_step(&b, cases[i].name, cases[i].len);
+		assert_int_equal(b.len, cases[i].want_len);
+		assert_memory_equal(b.data, cases[i].want, b.len);
+	}
+	bw_buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -86,6 +115,7 @@ main(void)
 	    cmocka_unit_test(test_utf8_sequences_and_characters),
 	    cmocka_unit_test(test_kv_helpers_build_an_object),
 	    cmocka_unit_test(test_printf_grows),
+	    cmocka_unit_test(test_pointer_step_escapes_tilde_and_slash),
 	};
 	return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

@@ -167,6 +167,8 @@ test_unknown_and_repeated(void **state)
 	refused("{\"name\":\"n\",\"balance\":1}", "unknown_field", "\"pointer\":\"/balance\"");
 	assert_non_null(strstr(bw_buf_cstr(&R.body_out), "unknown member \\\"balance\\\""));
 	refused("{\"\":1}", "unknown_field", "\"pointer\":\"/\"");
+	/* RFC 6901: "~" is written ~0 and "/" is written ~1 */
+	refused("{\"a/b~c\":1}", "unknown_field", "\"pointer\":\"/a~1b~0c\"");
 	refused("{\"name\":\"n\",\"name\":\"m\"}", "invalid_json",
 	        "member \\\"name\\\" appears twice");
 	/* the first problem in the order written is the one named */

@@ -1,5 +1,5 @@
-/* Responses: problem bodies, extra headers, Retry-After and the 503 of a
- * dependency that is unavailable. */
+/* Responses: problem bodies (also with a JSON pointer), extra headers,
+ * Retry-After and the 503 of a dependency that is unavailable. */
 #include <stdio.h>
 #include <string.h>
 
@@ -109,6 +109,68 @@ test_unavailable_is_503_with_retry_after(void **state)
 	                    "\"retry_safe\":true,\"request_id\":\"r\"}");
 }
 
+static void
+test_problem_at_puts_the_pointer_first(void **state)
+{
+	struct bw_request req;
+
+	new_request(&req, "r");
+	bw_resp_problem_at(&req, 400, "invalid_reading", "/0/data/a~1b", 12,
+	                   "\"index\":0,\"offset\":7", "bad %s", "value");
+	assert_int_equal(req.status, 400);
+	assert_string_equal(bw_buf_cstr(&req.body_out),
+	                    "{\"type\":\"https://bulwark.dev/problems/invalid-reading\","
+	                    "\"title\":\"Bad Request\",\"status\":400,"
+	                    "\"detail\":\"bad value\",\"code\":\"invalid_reading\","
+	                    "\"pointer\":\"/0/data/a~1b\",\"index\":0,\"offset\":7,"
+	                    "\"request_id\":\"r\"}");
+	/* the whole body, no extra members */
+	new_request(&req, "r");
+	bw_resp_problem_at(&req, 400, "invalid_json", "", 0, NULL, "x");
+	assert_non_null(strstr(bw_buf_cstr(&req.body_out),
+	                       "\"code\":\"invalid_json\",\"pointer\":\"\",\"request_id\""));
+}
+
+static void
+test_problem_member_escapes_the_name(void **state)
+{
+	static const struct {
+		const char *name, *want;
+	} cases[] = {
+	    {"amount", "\"pointer\":\"/amount\","},
+	    {"a/b~c", "\"pointer\":\"/a~1b~0c\","},
+	    {"q\"uote", "\"pointer\":\"/q\\\"uote\","},
+	    {"", "\"pointer\":\"/\","},
+	};
+	struct bw_request req;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		new_request(&req, "r");
+		bw_resp_problem_member(&req, 400, "unknown_field", cases[i].name, "unknown");
+		assert_int_equal(req.status, 400);
+		assert_string_equal(req.code, "unknown_field");
+		if (strstr(bw_buf_cstr(&req.body_out), cases[i].want) == NULL)
+			fail_msg("%s: no %s in %s", cases[i].name, cases[i].want,
+			         bw_buf_cstr(&req.body_out));
+	}
+}
+
+static void
+test_invalid_parameter_names_it(void **state)
+{
+	struct bw_request req;
+
+	new_request(&req, "r");
+	bw_resp_invalid_parameter(&req, "limit", "must be 1 to %d", 1000);
+	assert_int_equal(req.status, 400);
+	assert_string_equal(req.code, "invalid_parameter");
+	assert_string_equal(bw_buf_cstr(&req.body_out),
+	                    "{\"type\":\"https://bulwark.dev/problems/invalid-parameter\","
+	                    "\"title\":\"Bad Request\",\"status\":400,"
+	                    "\"detail\":\"limit must be 1 to 1000\",\"code\":\"invalid_parameter\","
+	                    "\"parameter\":\"limit\",\"request_id\":\"r\"}");
+}
+
 int
 main(void)
 {
@@ -120,6 +182,10 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_unavailable_is_503_with_retry_after, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_problem_at_puts_the_pointer_first, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_problem_member_escapes_the_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_parameter_names_it, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("response", tests, NULL, NULL);
 }
