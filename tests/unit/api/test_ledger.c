@@ -5,26 +5,11 @@
 #include <string.h>
 
 #include "../unit.h"
+#include "../arena_fixture.h"
 #include "api/ledger.h"
 #include "core/arena.h"
 
-static struct bw_arena *A;
 static struct bw_request R;
-
-static int
-setup(void **state)
-{
-	A = bw_arena_new(4096);
-	return A == NULL;
-}
-
-static int
-teardown(void **state)
-{
-	bw_arena_free(A);
-	A = NULL;
-	return 0;
-}
 
 static struct bw_request *
 request(const char *query)

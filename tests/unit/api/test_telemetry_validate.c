@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../unit.h"
+#include "../arena_fixture.h"
 #include "api/telemetry_json.h"
 #include "api/telemetry_validate.h"
 #include "core/arena.h"
@@ -15,25 +16,9 @@
 #define PAST   (7LL * 86400 * 1000)
 #define FUTURE (300LL * 1000)
 
-static struct bw_arena *A;
 static struct bw_tel_reading *R;
 static size_t N;
 static struct bw_tel_error E;
-
-static int
-setup(void **state)
-{
-	A = bw_arena_new(65536);
-	return A == NULL;
-}
-
-static int
-teardown(void **state)
-{
-	bw_arena_free(A);
-	A = NULL;
-	return 0;
-}
 
 static int
 parse_n(const char *body, size_t len)

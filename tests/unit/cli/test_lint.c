@@ -7,25 +7,9 @@
 #include <string.h>
 
 #include "../unit.h"
+#include "../arena_fixture.h"
 #include "cli/lint.h"
 #include "core/arena.h"
-
-static struct bw_arena *A;
-
-static int
-setup(void **state)
-{
-	A = bw_arena_new(4096);
-	return A == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	bw_arena_free(A);
-	A = NULL;
-	return 0;
-}
 
 /* Lints sql; returns the problem count, the problems in *p. */
 static int

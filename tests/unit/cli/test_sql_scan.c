@@ -4,25 +4,9 @@
 #include <string.h>
 
 #include "../unit.h"
+#include "../arena_fixture.h"
 #include "cli/sql_scan.h"
 #include "core/arena.h"
-
-static struct bw_arena *A;
-
-static int
-setup(void **state)
-{
-	A = bw_arena_new(4096);
-	return A == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	bw_arena_free(A);
-	A = NULL;
-	return 0;
-}
 
 static struct bw_sql_file
 scan_ok(const char *sql)

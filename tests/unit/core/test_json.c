@@ -6,28 +6,13 @@
 #include <string.h>
 
 #include "../unit.h"
+#include "../arena_fixture.h"
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/json_tree.h"
 
-static struct bw_arena *A;
 static struct bw_json_error E;
-
-static int
-setup(void **state)
-{
-	A = bw_arena_new(4096);
-	return A == NULL;
-}
-
-static int
-teardown(void **state)
-{
-	bw_arena_free(A);
-	A = NULL;
-	return 0;
-}
 
 /* ---- the tree, written back as compact JSON ---- */
 

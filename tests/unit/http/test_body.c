@@ -5,29 +5,14 @@
 #include <string.h>
 
 #include "../unit.h"
+#include "../arena_fixture.h"
 #include "core/arena.h"
 #include "http/body.h"
 #include "http/response.h"
 
 static const char *const allowed[] = {"name", "amount", "memo", "flag", NULL};
 
-static struct bw_arena *A;
 static struct bw_request R;
-
-static int
-setup(void **state)
-{
-	A = bw_arena_new(4096);
-	return A == NULL;
-}
-
-static int
-teardown(void **state)
-{
-	bw_arena_free(A);
-	A = NULL;
-	return 0;
-}
 
 static struct bw_body *
 parse_n(const char *text, size_t len)
