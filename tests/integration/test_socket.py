@@ -2,6 +2,7 @@
 replaced, a stale one is, listen_backlog is what /status reports."""
 
 import os
+import signal
 import socket
 import stat
 import struct
@@ -9,6 +10,7 @@ import threading
 import time
 
 from clients import FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_STDIN, fcgi_nv, fcgi_record, fcgi_request, metric_sum
+from procs import pid_alive
 
 
 def test_refuse_live_socket(t):
@@ -141,3 +143,35 @@ def test_close_without_linger(t):
         t.check(took < t.scaled(1.0, cap=2.0),
                 f"after {method} {uri} the only worker took {took:.2f}s to take the next request "
                 f"while the previous client kept its end open (lingering close, 2 s)")
+
+
+def _syscall(pid):
+    """The number of the system call pid is blocked in, or None."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            first = f.read().split()
+    except OSError:
+        return None
+    return int(first[0]) if first and first[0].isdigit() else None
+
+
+POLL_SYSCALLS = (7, 271)  # poll, ppoll on x86_64: libfcgi waiting for a request's first bytes
+
+
+def test_stop_while_accepting_serves_the_request(t):
+    """A stop that reaches a worker inside libfcgi's accept, after accept(2)
+    and before the request's first bytes (its "keeper" poll), neither drops
+    the connection nor leaves the worker spinning: the worker serves that
+    request, then exits. (A reload under load sends exactly such stops.)"""
+    if os.uname().machine != "x86_64":
+        t.skip("reads /proc/PID/syscall numbers of x86_64")
+    b = t.bulwark(own_sockets=True, workers=1, fcgi_keeper_timeout_ms=2000)
+    pid = b.worker_pids(b.wait_workers())[0]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(b.listen)
+    t.wait_until(lambda: _syscall(pid) in POLL_SYSCALLS, 3.0, 0.005,
+                 "the worker waiting in poll for the connection's first bytes")
+    os.kill(pid, signal.SIGTERM)
+    r = fcgi_request(b.listen, "GET", "/healthz", connected_sock=s, timeout=10)
+    t.eq(r.status, 200, "the request whose connection the worker had accepted when it was stopped")
+    t.wait_until(lambda: not pid_alive(pid), 5.0, 0.02, f"worker {pid} exits after serving it")

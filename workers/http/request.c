@@ -37,20 +37,17 @@ bw_fcgi_init(int keeper_timeout_ms, int close_timeout_ms)
 	return FCGX_Init() == 0 ? 0 : -1;
 }
 
-void
-bw_fcgi_shutdown(void)
-{
-	FCGX_ShutdownPending();
-}
-
 struct bw_fcgi *
 bw_fcgi_open(int listen_fd)
 {
 	struct bw_fcgi *c = malloc(sizeof(*c));
 
+	int fl = fcntl(listen_fd, F_GETFL);
+
 	if (c == NULL)
 		return NULL;
-	if (FCGX_InitRequest(&c->r, listen_fd, 0) != 0) {
+	if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    FCGX_InitRequest(&c->r, listen_fd, 0) != 0) {
 		free(c);
 		return NULL;
 	}

@@ -77,13 +77,18 @@ struct bw_request {
  *   bw_fcgi_init sets them first;
  * - FCGX_Init installs libfcgi's own signal handlers: the worker installs
  *   its own after bw_fcgi_init;
- * - an accepted connection is close-on-exec. */
+ * - an accepted connection is close-on-exec;
+ * - its accept waits (poll, up to the keeper timeout) for the connection's
+ *   first bytes and drops the connection when a signal interrupts that
+ *   wait: call bw_fcgi_accept with the worker's signals held, and only
+ *   when the listen socket is readable (it is non-blocking, so a
+ *   connection another worker took costs -EAGAIN, not a wait). */
 int bw_fcgi_init(int keeper_timeout_ms, int close_timeout_ms);
-/* Async-signal-safe: tells libfcgi that a stop is pending. */
-void bw_fcgi_shutdown(void);
-/* A connection slot that accepts on listen_fd; NULL on failure. */
+/* A connection slot that accepts on listen_fd, which it makes non-blocking
+ * (for every process that shares it); NULL on failure. */
 struct bw_fcgi *bw_fcgi_open(int listen_fd);
-/* Waits for the next request: 0, or a negative errno. */
+/* Takes the next request: 0; -EAGAIN when no connection was waiting; or
+ * another negative errno. */
 int bw_fcgi_accept(struct bw_fcgi *c);
 /* Ends an accepted request that will not be answered. */
 void bw_fcgi_skip(struct bw_fcgi *c);

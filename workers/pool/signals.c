@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "pool/signals.h"
@@ -16,9 +15,6 @@ static int sig_pipe[2] = {-1, -1};
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reopen_requested;
-static void (*stop_hook)(void);
-static int listen_fd_g = -1;
-static int dead_fd_g = -1;
 
 enum bw_sig_action
 bw_signal_action(int sig, bool stopping)
@@ -130,11 +126,6 @@ on_worker_stop(int sig)
 	int saved = errno;
 
 	stop_requested = 1;
-	if (stop_hook != NULL)
-		stop_hook();
-	/* accept() restarts on the swapped fd, fails with EINVAL, the loop ends. */
-	if (dead_fd_g >= 0)
-		dup2(dead_fd_g, listen_fd_g);
 	if (sig_pipe[1] >= 0)
 		(void)!write(sig_pipe[1], "", 1);
 	errno = saved;
@@ -146,14 +137,11 @@ on_worker_usr1(int sig)
 	reopen_requested = 1;
 }
 
-int
-bw_signals_init_worker(int listen_fd, void (*on_stop)(void))
+void
+bw_signals_init_worker(void)
 {
 	sigset_t none;
 
-	stop_hook = on_stop;
-	listen_fd_g = listen_fd;
-	dead_fd_g = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	set_handler(SIGTERM, on_worker_stop);
 	set_handler(SIGQUIT, on_worker_stop);
 	set_handler(SIGINT, on_worker_stop);
@@ -163,7 +151,25 @@ bw_signals_init_worker(int listen_fd, void (*on_stop)(void))
 	set_handler(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	return dead_fd_g >= 0 ? 0 : -1;
+}
+
+void
+bw_signals_hold(sigset_t *old)
+{
+	sigset_t held;
+
+	sigemptyset(&held);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGQUIT);
+	sigaddset(&held, SIGINT);
+	sigaddset(&held, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &held, old);
+}
+
+void
+bw_signals_release(const sigset_t *old)
+{
+	sigprocmask(SIG_SETMASK, old, NULL);
 }
 
 int

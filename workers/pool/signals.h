@@ -8,9 +8,10 @@
  * master's handlers and closes the pipe before anything can be delivered.
  *
  * The worker: after libfcgi has installed its own handlers, a stop sets a
- * flag, tells libfcgi, swaps a dead socket over the listen fd (so an idle
- * accept() fails at once) and wakes the idle wait through the same
- * self-pipe; SIGUSR1 only sets a flag, read between requests. */
+ * flag and wakes the idle wait through the same self-pipe; SIGUSR1 only
+ * sets a flag, read between requests. Both are held while libfcgi accepts
+ * (bw_signals_hold): a signal there breaks its wait for the request's first
+ * bytes, and it drops the connection. */
 #ifndef BW_SIGNALS_H
 #define BW_SIGNALS_H
 
@@ -47,10 +48,12 @@ void bw_signals_unblock(const sigset_t *old);
 void bw_signals_init_child(void);
 
 /* Worker, after FCGX_Init: installs the stop and reopen handlers and
- * unblocks every signal. on_stop runs inside the handler, so it must be
- * async-signal-safe. Returns -1 when the dead socket cannot be made (the
- * handlers are installed all the same). */
-int bw_signals_init_worker(int listen_fd, void (*on_stop)(void));
+ * unblocks every signal. */
+void bw_signals_init_worker(void);
+/* Worker: the stop and reopen signals wait (old keeps the mask) until
+ * bw_signals_release, which delivers what arrived meanwhile. */
+void bw_signals_hold(sigset_t *old);
+void bw_signals_release(const sigset_t *old);
 /* Worker: the self-pipe a stop writes to, created on first use, for the
  * idle wait. Its read end, or -1. */
 int bw_signals_wake_fd(void);

@@ -1,13 +1,12 @@
 /* The worker loop. libfcgi 2.4.2 rules (README "Processes"): its poll timeouts are
  * set low before FCGX_Init; our handlers replace its signal handlers after
- * FCGX_Init, with SA_RESTART; a stop swaps a dead socket over the listen fd
- * so an idle accept() returns at once (php-fpm's trick, pool/signals.c);
- * stdin is always drained; a queued request whose client hung up is
- * skipped. An idle worker waits in epoll with EPOLLEXCLUSIVE before it
- * accepts: the kernel then hands a connection to the idle worker that
- * started first, not to the one idle longest, so a light load stays on a
- * few workers with warm caches. libfcgi itself is reached only through
- * http/request.h. */
+ * FCGX_Init, with SA_RESTART; its accept runs with our signals held, on a
+ * non-blocking listen socket (http/request.h says why); stdin is always
+ * drained; a queued request whose client hung up is skipped. A worker
+ * waits in epoll, for a connection or a stop, with EPOLLEXCLUSIVE: the kernel then hands a
+ * connection to the idle worker that started first, not to the one idle longest, so a light load
+ * stays on a few workers with warm caches. libfcgi itself is reached only through http/request.h.
+ */
 #ifdef HAVE_CONFIG_H
 #include "autoconf.h"
 #endif
@@ -38,7 +37,7 @@ struct worker {
 	struct bw_slot *slot;
 	struct bw_fcgi *conn;
 	struct bw_arena *arena;
-	int ep;     /* the idle wait, or -1: block in accept alone */
+	int ep;     /* the idle wait: the listen socket and the stop pipe */
 	long limit; /* requests before recycling, 0 = never */
 	long served;
 };
@@ -68,8 +67,8 @@ publish_deps(struct bw_slot *slot)
 		slot->deps[d] = (uint8_t)bw_store_breaker((enum bw_dep)d);
 }
 
-/* The idle wait: the listen socket, exclusive, and the stop pipe. Returns
- * -1 when it cannot be set up (the worker then blocks in accept alone). */
+/* The idle wait: the listen socket, exclusive, and the stop pipe. -1 when
+ * it cannot be set up. */
 static int
 idle_wait_setup(int listen_fd)
 {
@@ -124,12 +123,13 @@ worker_init(struct worker *w, const struct bw_config *cfg, int listen_fd, struct
 		bw_error("FCGX_Init failed");
 		_exit(1);
 	}
-	int signals_ok = bw_signals_init_worker(listen_fd, bw_fcgi_shutdown);
+	bw_signals_init_worker();
 	if (bw_log_reopen() < 0)
 		bw_warn("cannot reopen log file: %s", strerror(errno));
 	w->conn = bw_fcgi_open(listen_fd);
-	if (w->conn == NULL || signals_ok < 0) {
-		bw_error("cannot set up the FastCGI request");
+	w->ep = idle_wait_setup(listen_fd);
+	if (w->conn == NULL || w->ep < 0) {
+		bw_error("cannot set up the FastCGI request: %s", strerror(errno));
 		_exit(1);
 	}
 	if (bw_store_init(cfg) < 0) {
@@ -146,7 +146,6 @@ worker_init(struct worker *w, const struct bw_config *cfg, int listen_fd, struct
 	if (w->arena == NULL)
 		_exit(1);
 	w->limit = recycle_after(cfg);
-	w->ep = idle_wait_setup(listen_fd);
 }
 
 /* Waits for one request and serves it. False when the worker should stop:
@@ -154,19 +153,23 @@ worker_init(struct worker *w, const struct bw_config *cfg, int listen_fd, struct
 static bool
 serve_one(struct worker *w)
 {
+	sigset_t old;
+
 	reopen_if_asked();
-	if (w->ep >= 0)
-		idle_wait(w->ep);
+	idle_wait(w->ep);
 	if (bw_signals_stopping())
 		return false;
+	/* A stop that arrives now waits until the connection is taken: the
+	 * request it carries is then served before the worker goes. */
+	bw_signals_hold(&old);
 	int rc = bw_fcgi_accept(w->conn);
+	bw_signals_release(&old);
+	if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+		return true; /* another worker took it */
 	if (rc < 0) {
-		if (bw_signals_stopping())
-			return false;
 		bw_error("accept on the FastCGI socket failed: %s", strerror(-rc));
 		_exit(1);
 	}
-	/* SIGUSR1 may have arrived while idle in accept (restarted by SA_RESTART). */
 	reopen_if_asked();
 
 	struct bw_request req;
@@ -206,8 +209,7 @@ static void __attribute__((noreturn)) teardown(struct worker *w)
 			pause(); /* only SIGKILL ends this */
 	}
 #endif
-	if (w->ep >= 0)
-		close(w->ep);
+	close(w->ep);
 	bw_arena_free(w->arena);
 	bw_store_close();
 	bw_fcgi_close(w->conn);

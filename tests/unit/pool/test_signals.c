@@ -5,8 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../unit.h"
@@ -74,25 +72,13 @@ test_child_drops_the_master_handlers(void **state)
 	assert_false(sigismember(&now, SIGTERM));
 }
 
-static int stops;
-
-static void
-count_stop(void)
-{
-	stops++;
-}
-
 static void
 test_worker_stop_and_reopen(void **state)
 {
-	int sv[2];
-	struct stat before, after;
 	struct pollfd p;
+	sigset_t old;
 
-	/* sv[0] stands for the listen socket a stop must swap away. */
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	fstat(sv[0], &before);
-	assert_int_equal(bw_signals_init_worker(sv[0], count_stop), 0);
+	bw_signals_init_worker();
 	int wake = bw_signals_wake_fd();
 	assert_true(wake >= 0);
 	assert_int_equal(bw_signals_wake_fd(), wake);
@@ -103,16 +89,18 @@ test_worker_stop_and_reopen(void **state)
 	raise(SIGHUP); /* ignored by a worker */
 	assert_false(bw_signals_stopping());
 
+	/* Held (while libfcgi accepts): nothing arrives until the release. */
+	bw_signals_hold(&old);
+	raise(SIGUSR1);
+	raise(SIGTERM);
+	assert_false(bw_signals_take_reopen());
+	assert_false(bw_signals_stopping());
 	p = (struct pollfd){.fd = wake, .events = POLLIN};
 	assert_int_equal(poll(&p, 1, 0), 0);
-	raise(SIGTERM);
+	bw_signals_release(&old);
+	assert_true(bw_signals_take_reopen());
 	assert_true(bw_signals_stopping());
-	assert_int_equal(stops, 1);
 	assert_int_equal(poll(&p, 1, 0), 1); /* the idle wait wakes */
-	fstat(sv[0], &after);
-	assert_true(before.st_ino != after.st_ino); /* the dead socket is in its place */
-	close(sv[0]);
-	close(sv[1]);
 }
 
 int
